@@ -1,0 +1,720 @@
+//! The stateful NetFlow v5/v9 and IPFIX decoder: one per core, owning that core's template
+//! cache.
+//!
+//! Template scope follows the RFCs: NetFlow v9 templates belong to the exporter address and
+//! source id (RFC 3954 §5.1), IPFIX templates to the transport session (exporter address and
+//! port, on one collector socket) and observation domain (RFC 7011 §8). [`ScopeKey`] is that
+//! scope as a type.
+//!
+//! Data that arrives before its template is held, bounded per scope, and decoded when the
+//! template arrives (exporters refresh templates only every few minutes, and after a collector
+//! restart the first data sets would otherwise be lost).
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::DecodeError;
+use crate::record::{be_uint, spans_of, ExportHeader, Record, MAX_FIELDS};
+use crate::template::{v5_template, Dialect, FieldSpec, Slot, Template};
+
+/// A datagram handed to the decoder.
+#[derive(Clone, Copy, Debug)]
+pub struct Datagram<'a> {
+    /// Exporter address and source port.
+    pub src: SocketAddr,
+    /// Receive (or capture) time, ns since the Unix epoch.
+    pub receive_time_ns: i64,
+    /// UDP payload.
+    pub payload: &'a [u8],
+    /// Opaque value carried to the records' headers (the pcap frame number in `sluice decode`).
+    pub tag: u64,
+}
+
+/// Template scope (RFC 3954 §5.1, RFC 7011 §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScopeKey {
+    /// NetFlow version of the scope (9 or 10).
+    pub version: u16,
+    /// Exporter address.
+    pub addr: IpAddr,
+    /// Exporter source port for IPFIX; 0 for v9, whose scope ignores the port.
+    pub port: u16,
+    /// v9 source id or IPFIX observation domain id.
+    pub domain: u32,
+}
+
+/// Per-scope bounds. They keep a hostile or broken exporter from exhausting memory.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Scopes (exporter x domain) tracked at once; new ones beyond are refused and counted.
+    pub max_scopes: usize,
+    /// Templates per scope.
+    pub max_templates: usize,
+    /// Fields per template.
+    pub max_fields: usize,
+    /// Bytes of data sets held per scope while waiting for their template.
+    pub max_held_bytes: usize,
+    /// Data sets held per scope.
+    pub max_held_sets: usize,
+    /// Entries in each options-derived table (samplers, interfaces) per scope.
+    pub max_table_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_scopes: 16_384,
+            max_templates: 1_024,
+            max_fields: MAX_FIELDS,
+            max_held_bytes: 256 * 1024,
+            max_held_sets: 256,
+            max_table_entries: 4_096,
+        }
+    }
+}
+
+/// Interface name and description learned from options data (IE 82/83).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InterfaceInfo {
+    /// interfaceName.
+    pub name: Option<Box<str>>,
+    /// interfaceDescription.
+    pub description: Option<Box<str>>,
+}
+
+/// What options data told about one scope; read by enrichment.
+#[derive(Clone, Debug, Default)]
+pub struct ScopeTables {
+    /// systemInitTimeMilliseconds (IE 160).
+    pub system_init_ms: Option<i64>,
+    /// Sampler/selector id -> sampling interval (one in N packets). Key `u64::MAX` holds an
+    /// interval announced without a sampler id.
+    pub samplers: FxHashMap<u64, u32>,
+    /// Interface index -> names.
+    pub interfaces: FxHashMap<u32, InterfaceInfo>,
+}
+
+struct Held {
+    template_id: u16,
+    header: ExportHeader,
+    body: Box<[u8]>,
+}
+
+#[derive(Default)]
+struct Scope {
+    templates: FxHashMap<u16, Arc<Template>>,
+    held: VecDeque<Held>,
+    held_bytes: usize,
+    tables: ScopeTables,
+}
+
+/// Counters of one decoder. `errors` counts by [`DecodeError::reason`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Datagrams seen.
+    pub datagrams: u64,
+    /// Flow records emitted.
+    pub flow_records: u64,
+    /// Options records emitted.
+    pub options_records: u64,
+    /// Template and options template records learned (new or changed).
+    pub templates_learned: u64,
+    /// Templates withdrawn (RFC 7011 §8.1).
+    pub templates_withdrawn: u64,
+    /// Data sets held for a template.
+    pub sets_held: u64,
+    /// Records decoded from held sets once their template came.
+    pub held_records_decoded: u64,
+    /// Errors by reason.
+    pub errors: FxHashMap<&'static str, u64>,
+}
+
+impl DecodeStats {
+    fn error(&mut self, e: DecodeError) {
+        *self.errors.entry(e.reason()).or_default() += 1;
+    }
+
+    /// Sum of all error counts.
+    pub fn error_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// The decoder. Not shared between threads: each core owns one.
+#[derive(Default)]
+pub struct Decoder {
+    scopes: FxHashMap<ScopeKey, Scope>,
+    limits: Limits,
+    stats: DecodeStats,
+    spans: Vec<(u32, u32)>,
+    specs: Vec<FieldSpec>,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("scopes", &self.scopes.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes([
+        *b.get(at)?,
+        *b.get(at + 1)?,
+        *b.get(at + 2)?,
+        *b.get(at + 3)?,
+    ]))
+}
+
+impl Decoder {
+    /// A decoder with the given limits.
+    pub fn new(limits: Limits) -> Self {
+        Decoder {
+            limits,
+            ..Decoder::default()
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &DecodeStats {
+        &self.stats
+    }
+
+    /// Options-derived tables of a scope.
+    pub fn tables(&self, key: &ScopeKey) -> Option<&ScopeTables> {
+        self.scopes.get(key).map(|s| &s.tables)
+    }
+
+    /// Number of templates cached over all scopes.
+    pub fn template_count(&self) -> usize {
+        self.scopes.values().map(|s| s.templates.len()).sum()
+    }
+
+    /// Data sets still held for a template (never decoded so far).
+    pub fn held_sets(&self) -> usize {
+        self.scopes.values().map(|s| s.held.len()).sum()
+    }
+
+    /// Gives up on everything still held (end of a capture, shutdown): each held set is
+    /// counted as a `template_missing` error. Returns how many sets were dropped.
+    pub fn finish(&mut self) -> u64 {
+        let mut n = 0;
+        for s in self.scopes.values_mut() {
+            n += s.held.len() as u64;
+            s.held.clear();
+            s.held_bytes = 0;
+        }
+        if n > 0 {
+            *self
+                .stats
+                .errors
+                .entry(DecodeError::TemplateMissing.reason())
+                .or_default() += n;
+        }
+        n
+    }
+
+    /// Decodes one datagram, calling `emit` for every record (flow and options records; see
+    /// `Template::options`). Errors inside the datagram are counted and decoding goes on with
+    /// the next set; an error that makes the whole datagram unusable is also returned.
+    pub fn decode<F: FnMut(&Record<'_>)>(
+        &mut self,
+        dg: &Datagram<'_>,
+        mut emit: F,
+    ) -> Result<(), DecodeError> {
+        self.stats.datagrams += 1;
+        let r = match u16_at(dg.payload, 0) {
+            Some(5) => self.decode_v5(dg, &mut emit),
+            Some(9) => self.decode_v9(dg, &mut emit),
+            Some(10) => self.decode_ipfix(dg, &mut emit),
+            Some(v) => Err(DecodeError::UnsupportedVersion(v)),
+            None => Err(DecodeError::Truncated("header")),
+        };
+        if let Err(e) = r {
+            self.stats.error(e);
+        }
+        r
+    }
+
+    fn decode_v5<F: FnMut(&Record<'_>)>(
+        &mut self,
+        dg: &Datagram<'_>,
+        emit: &mut F,
+    ) -> Result<(), DecodeError> {
+        let p = dg.payload;
+        if p.len() < 24 {
+            return Err(DecodeError::Truncated("v5 header"));
+        }
+        let count = usize::from(u16_at(p, 2).unwrap_or(0));
+        // The v5 format allows at most 30 records per datagram; a count above that (or above
+        // what the datagram holds) means the datagram is not v5 at all.
+        if count > 30 {
+            return Err(DecodeError::InvalidLength("v5 count"));
+        }
+        if p.len() < 24 + 48 * count {
+            return Err(DecodeError::Truncated("v5 records"));
+        }
+        let secs = i64::from(u32_at(p, 8).unwrap_or(0));
+        let nsecs = i64::from(u32_at(p, 12).unwrap_or(0));
+        let header = ExportHeader {
+            version: 5,
+            exporter: dg.src,
+            source_id: u32::from(u16_at(p, 20).unwrap_or(0)),
+            export_time_ns: secs * 1_000_000_000 + nsecs.min(999_999_999),
+            sys_uptime_ms: u32_at(p, 4),
+            sequence: u32_at(p, 16).unwrap_or(0),
+            receive_time_ns: dg.receive_time_ns,
+            sampling_interval: u16_at(p, 22).unwrap_or(0),
+            tag: dg.tag,
+        };
+        let t = v5_template();
+        for i in 0..count {
+            let data = &p[24 + 48 * i..24 + 48 * (i + 1)];
+            emit(&Record {
+                header: &header,
+                template: t,
+                data,
+                spans: &t.fixed_spans,
+                system_init_ms: None,
+            });
+        }
+        self.stats.flow_records += count as u64;
+        Ok(())
+    }
+
+    fn decode_v9<F: FnMut(&Record<'_>)>(
+        &mut self,
+        dg: &Datagram<'_>,
+        emit: &mut F,
+    ) -> Result<(), DecodeError> {
+        let p = dg.payload;
+        if p.len() < 20 {
+            return Err(DecodeError::Truncated("v9 header"));
+        }
+        let header = ExportHeader {
+            version: 9,
+            exporter: dg.src,
+            source_id: u32_at(p, 16).unwrap_or(0),
+            export_time_ns: i64::from(u32_at(p, 8).unwrap_or(0)) * 1_000_000_000,
+            sys_uptime_ms: u32_at(p, 4),
+            sequence: u32_at(p, 12).unwrap_or(0),
+            receive_time_ns: dg.receive_time_ns,
+            sampling_interval: 0,
+            tag: dg.tag,
+        };
+        let key = ScopeKey {
+            version: 9,
+            addr: dg.src.ip(),
+            port: 0,
+            domain: header.source_id,
+        };
+        self.walk_sets(key, &header, &p[20..], Dialect::V9, emit)
+    }
+
+    fn decode_ipfix<F: FnMut(&Record<'_>)>(
+        &mut self,
+        dg: &Datagram<'_>,
+        emit: &mut F,
+    ) -> Result<(), DecodeError> {
+        let p = dg.payload;
+        if p.len() < 16 {
+            return Err(DecodeError::Truncated("ipfix header"));
+        }
+        let len = usize::from(u16_at(p, 2).unwrap_or(0));
+        if len < 16 {
+            return Err(DecodeError::InvalidLength("ipfix message length"));
+        }
+        if len > p.len() {
+            return Err(DecodeError::Truncated("ipfix message"));
+        }
+        let header = ExportHeader {
+            version: 10,
+            exporter: dg.src,
+            source_id: u32_at(p, 12).unwrap_or(0),
+            export_time_ns: i64::from(u32_at(p, 4).unwrap_or(0)) * 1_000_000_000,
+            sys_uptime_ms: None,
+            sequence: u32_at(p, 8).unwrap_or(0),
+            receive_time_ns: dg.receive_time_ns,
+            sampling_interval: 0,
+            tag: dg.tag,
+        };
+        let key = ScopeKey {
+            version: 10,
+            addr: dg.src.ip(),
+            port: dg.src.port(),
+            domain: header.source_id,
+        };
+        self.walk_sets(key, &header, &p[16..len], Dialect::Ipfix, emit)
+    }
+
+    fn scope(&mut self, key: ScopeKey) -> Result<&mut Scope, DecodeError> {
+        let n = self.scopes.len();
+        if n >= self.limits.max_scopes && !self.scopes.contains_key(&key) {
+            return Err(DecodeError::Limit("scopes"));
+        }
+        Ok(self.scopes.entry(key).or_default())
+    }
+
+    /// Walks the sets (v9 "flowsets") of one message body.
+    fn walk_sets<F: FnMut(&Record<'_>)>(
+        &mut self,
+        key: ScopeKey,
+        header: &ExportHeader,
+        mut body: &[u8],
+        dialect: Dialect,
+        emit: &mut F,
+    ) -> Result<(), DecodeError> {
+        self.scope(key)?;
+        let (tpl_set, opt_set) = match dialect {
+            Dialect::Ipfix => (2u16, 3u16),
+            _ => (0, 1),
+        };
+        while body.len() >= 4 {
+            let id = u16_at(body, 0).unwrap_or(0);
+            let len = usize::from(u16_at(body, 2).unwrap_or(0));
+            if len < 4 {
+                // Some exporters (Cisco ACI) pad the datagram with zeros after the last set.
+                if body.iter().all(|&b| b == 0) {
+                    return Ok(());
+                }
+                self.stats.error(DecodeError::InvalidLength("set length"));
+                return Err(DecodeError::InvalidLength("set length"));
+            }
+            if len > body.len() {
+                self.stats.error(DecodeError::Truncated("set"));
+                return Err(DecodeError::Truncated("set"));
+            }
+            let set = &body[4..len];
+            body = &body[len..];
+            if id == tpl_set || id == opt_set {
+                self.template_set(key, set, dialect, id == opt_set, emit);
+            } else if id >= 256 {
+                self.data_set(key, header, id, set, emit);
+            } else {
+                // Ids 4..255 (IPFIX) and 2..255 (v9) are reserved: skip the set, keep going.
+                self.stats
+                    .error(DecodeError::InvalidTemplate("reserved set id"));
+            }
+        }
+        Ok(())
+    }
+
+    fn template_set<F: FnMut(&Record<'_>)>(
+        &mut self,
+        key: ScopeKey,
+        mut set: &[u8],
+        dialect: Dialect,
+        options: bool,
+        emit: &mut F,
+    ) {
+        let ipfix = dialect == Dialect::Ipfix;
+        loop {
+            // Anything shorter than a template header is padding (RFC 7011 §3.3.1).
+            if set.len() < 4 || set.iter().all(|&b| b == 0) {
+                return;
+            }
+            let tid = u16_at(set, 0).unwrap_or(0);
+            let parsed = if ipfix {
+                self.parse_ipfix_template(set, options)
+            } else {
+                self.parse_v9_template(set, options)
+            };
+            let (consumed, scope_count) = match parsed {
+                Ok(Some(v)) => v,
+                Ok(None) => {
+                    // IPFIX withdrawal: field count 0 (RFC 7011 §8.1). Template id 2 (or 3 in
+                    // an options template set) withdraws every template of that kind.
+                    self.withdraw(key, tid, options);
+                    set = &set[4..];
+                    continue;
+                }
+                Err(e) => {
+                    self.stats.error(e);
+                    return;
+                }
+            };
+            set = &set[consumed..];
+            if tid < 256 {
+                self.stats
+                    .error(DecodeError::InvalidTemplate("template id below 256"));
+                continue;
+            }
+            if self.specs.len() > self.limits.max_fields {
+                self.stats.error(DecodeError::Limit("fields per template"));
+                continue;
+            }
+            match Template::compile(tid, dialect, options, scope_count, &self.specs) {
+                // A record of zero bytes would make a data set hold infinitely many.
+                Ok(t) if t.min_len == 0 => self
+                    .stats
+                    .error(DecodeError::InvalidTemplate("zero-length record")),
+                Ok(t) => self.learn(key, t, emit),
+                Err(e) => self.stats.error(e),
+            }
+        }
+    }
+
+    /// Parses one IPFIX template record into `self.specs`. `Ok(None)` is a withdrawal.
+    /// Returns (bytes consumed, scope field count).
+    fn parse_ipfix_template(
+        &mut self,
+        b: &[u8],
+        options: bool,
+    ) -> Result<Option<(usize, u16)>, DecodeError> {
+        let count = u16_at(b, 2).ok_or(DecodeError::Truncated("template"))?;
+        if count == 0 {
+            return Ok(None);
+        }
+        let (mut pos, scope) = if options {
+            let s = u16_at(b, 4).ok_or(DecodeError::Truncated("options template"))?;
+            if s > count {
+                return Err(DecodeError::InvalidTemplate(
+                    "scope count above field count",
+                ));
+            }
+            (6, s)
+        } else {
+            (4, 0)
+        };
+        self.specs.clear();
+        for _ in 0..count {
+            let raw = u16_at(b, pos).ok_or(DecodeError::Truncated("template field"))?;
+            let len = u16_at(b, pos + 2).ok_or(DecodeError::Truncated("template field"))?;
+            pos += 4;
+            let pen = if raw & 0x8000 != 0 {
+                let pen = u32_at(b, pos).ok_or(DecodeError::Truncated("template field"))?;
+                pos += 4;
+                pen
+            } else {
+                0
+            };
+            self.specs.push(FieldSpec {
+                id: raw & 0x7fff,
+                pen,
+                len,
+            });
+        }
+        Ok(Some((pos, scope)))
+    }
+
+    /// Parses one v9 template or options template record into `self.specs`.
+    fn parse_v9_template(
+        &mut self,
+        b: &[u8],
+        options: bool,
+    ) -> Result<Option<(usize, u16)>, DecodeError> {
+        self.specs.clear();
+        if !options {
+            let count = u16_at(b, 2).ok_or(DecodeError::Truncated("template"))?;
+            if count == 0 {
+                return Err(DecodeError::InvalidTemplate("no fields"));
+            }
+            let mut pos = 4;
+            for _ in 0..count {
+                let id = u16_at(b, pos).ok_or(DecodeError::Truncated("template field"))?;
+                let len = u16_at(b, pos + 2).ok_or(DecodeError::Truncated("template field"))?;
+                pos += 4;
+                self.specs.push(FieldSpec { id, pen: 0, len });
+            }
+            return Ok(Some((pos, 0)));
+        }
+        // RFC 3954 §6.1: lengths are in bytes; each field entry is 4 bytes. The record is
+        // padded to a 4-byte boundary.
+        let scope_len =
+            usize::from(u16_at(b, 2).ok_or(DecodeError::Truncated("options template"))?);
+        let opt_len = usize::from(u16_at(b, 4).ok_or(DecodeError::Truncated("options template"))?);
+        if scope_len % 4 != 0 || opt_len % 4 != 0 || scope_len + opt_len == 0 {
+            return Err(DecodeError::InvalidTemplate("options template lengths"));
+        }
+        let mut pos = 6;
+        for _ in 0..(scope_len + opt_len) / 4 {
+            let id = u16_at(b, pos).ok_or(DecodeError::Truncated("options template field"))?;
+            let len = u16_at(b, pos + 2).ok_or(DecodeError::Truncated("options template field"))?;
+            pos += 4;
+            self.specs.push(FieldSpec { id, pen: 0, len });
+        }
+        let padded = (pos + 3) & !3;
+        Ok(Some((padded.min(b.len()), (scope_len / 4) as u16)))
+    }
+
+    fn withdraw(&mut self, key: ScopeKey, tid: u16, options: bool) {
+        let Some(scope) = self.scopes.get_mut(&key) else {
+            return;
+        };
+        let all = (tid == 2 && !options) || (tid == 3 && options);
+        if all {
+            let before = scope.templates.len();
+            scope.templates.retain(|_, t| t.options != options);
+            self.stats.templates_withdrawn += (before - scope.templates.len()) as u64;
+        } else if scope.templates.remove(&tid).is_some() {
+            self.stats.templates_withdrawn += 1;
+        }
+    }
+
+    fn learn<F: FnMut(&Record<'_>)>(&mut self, key: ScopeKey, t: Template, emit: &mut F) {
+        let max = self.limits.max_templates;
+        let Some(scope) = self.scopes.get_mut(&key) else {
+            return;
+        };
+        let tid = t.id;
+        if let Some(old) = scope.templates.get(&tid) {
+            if **old == t {
+                return; // a refresh of what we have
+            }
+        } else if scope.templates.len() >= max {
+            self.stats
+                .error(DecodeError::Limit("templates per exporter"));
+            return;
+        }
+        scope.templates.insert(tid, Arc::new(t));
+        self.stats.templates_learned += 1;
+        // Decode whatever was waiting for this template, in arrival order.
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(scope.held.len());
+        for h in scope.held.drain(..) {
+            if h.template_id == tid {
+                scope.held_bytes -= h.body.len();
+                taken.push(h);
+            } else {
+                kept.push_back(h);
+            }
+        }
+        scope.held = kept;
+        for h in taken {
+            let before = self.stats.flow_records + self.stats.options_records;
+            self.data_set(key, &h.header, tid, &h.body, emit);
+            self.stats.held_records_decoded +=
+                self.stats.flow_records + self.stats.options_records - before;
+        }
+    }
+
+    fn data_set<F: FnMut(&Record<'_>)>(
+        &mut self,
+        key: ScopeKey,
+        header: &ExportHeader,
+        tid: u16,
+        set: &[u8],
+        emit: &mut F,
+    ) {
+        let limits = self.limits;
+        let Some(scope) = self.scopes.get_mut(&key) else {
+            return;
+        };
+        let Some(t) = scope.templates.get(&tid).cloned() else {
+            // Hold it for the template (bounded; the oldest goes first).
+            if set.len() > limits.max_held_bytes {
+                self.stats.error(DecodeError::Limit("held data"));
+                return;
+            }
+            while scope.held.len() >= limits.max_held_sets
+                || scope.held_bytes + set.len() > limits.max_held_bytes
+            {
+                match scope.held.pop_front() {
+                    Some(old) => {
+                        scope.held_bytes -= old.body.len();
+                        self.stats.error(DecodeError::Limit("held data"));
+                    }
+                    None => break,
+                }
+            }
+            scope.held_bytes += set.len();
+            scope.held.push_back(Held {
+                template_id: tid,
+                header: *header,
+                body: set.into(),
+            });
+            self.stats.sets_held += 1;
+            return;
+        };
+        let system_init_ms = scope.tables.system_init_ms;
+        let mut rest = set;
+        let mut n = 0u64;
+        while rest.len() >= t.min_len && !rest.is_empty() {
+            let len = if let Some(fixed) = t.fixed_len {
+                self.spans.clear();
+                self.spans.extend_from_slice(&t.fixed_spans);
+                fixed
+            } else {
+                match spans_of(&t, rest, &mut self.spans) {
+                    Some(l) if l > 0 => l,
+                    _ => {
+                        // A variable-length field runs past the set: the rest may be padding
+                        // if it is all zeros, otherwise the record is cut.
+                        if !rest.iter().all(|&b| b == 0) {
+                            self.stats.error(DecodeError::Truncated("record"));
+                        }
+                        break;
+                    }
+                }
+            };
+            let rec = Record {
+                header,
+                template: &t,
+                data: &rest[..len],
+                spans: &self.spans,
+                system_init_ms,
+            };
+            emit(&rec);
+            if t.options {
+                Self::absorb_options(scope, &rec, &limits);
+            }
+            n += 1;
+            rest = &rest[len..];
+        }
+        if t.options {
+            self.stats.options_records += n;
+        } else {
+            self.stats.flow_records += n;
+        }
+    }
+
+    /// Keeps what an options record tells (system init time, samplers, interface names).
+    fn absorb_options(scope: &mut Scope, rec: &Record<'_>, limits: &Limits) {
+        let uint = |s: Slot| rec.slot(s).filter(|b| !b.is_empty()).map(be_uint);
+        if let Some(v) = uint(Slot::SysInitMs) {
+            scope.tables.system_init_ms = Some(v as i64);
+        }
+        let interval = uint(Slot::SamplingInterval)
+            .or_else(|| uint(Slot::SamplerRandomInterval))
+            .or_else(|| {
+                let p = uint(Slot::SamplingPacketInterval)?;
+                let s = uint(Slot::SamplingPacketSpace).unwrap_or(0);
+                (p > 0).then(|| (p + s) / p)
+            });
+        if let Some(iv) = interval {
+            let id = uint(Slot::SamplerId)
+                .or_else(|| uint(Slot::SelectorId))
+                .unwrap_or(u64::MAX);
+            let t = &mut scope.tables.samplers;
+            if t.len() < limits.max_table_entries || t.contains_key(&id) {
+                t.insert(id, iv.min(u64::from(u32::MAX)) as u32);
+            }
+        }
+        let text = |s: Slot| {
+            rec.slot(s).map(|b| {
+                let b = b.split(|&c| c == 0).next().unwrap_or(&[]);
+                Box::<str>::from(String::from_utf8_lossy(b).as_ref())
+            })
+        };
+        let name = text(Slot::InterfaceName);
+        let description = text(Slot::InterfaceDescription);
+        if name.is_some() || description.is_some() {
+            if let Some(ifindex) = uint(Slot::InIf) {
+                let t = &mut scope.tables.interfaces;
+                let ifindex = ifindex as u32;
+                if t.len() < limits.max_table_entries || t.contains_key(&ifindex) {
+                    t.insert(ifindex, InterfaceInfo { name, description });
+                }
+            }
+        }
+    }
+}

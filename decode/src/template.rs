@@ -1,0 +1,430 @@
+//! Templates compiled to offset plans.
+//!
+//! A template arrives as a list of (enterprise, element id, length) triples. We compile it once
+//! into a [`Template`]: every field gets its final document name, its abstract type and, while
+//! all preceding fields have fixed lengths, its byte offset in the record. The well-known
+//! elements that the flow view needs (addresses, ports, counters, times) get a slot in
+//! [`Template::slots`], so reading a record's core fields is a handful of indexed loads with no
+//! per-field dispatch.
+
+use std::fmt;
+
+use crate::ie::{self, IeType, REVERSE_PEN};
+
+/// Length value announcing a variable-length field (RFC 7011 §7).
+pub const VARLEN: u16 = 0xffff;
+
+/// Which protocol a template came from; v9 and IPFIX share ids but not every meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// NetFlow v5's fixed record layout expressed as a template.
+    V5,
+    /// NetFlow v9 (RFC 3954).
+    V9,
+    /// IPFIX (RFC 7011).
+    Ipfix,
+}
+
+/// One field of a template as it came off the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FieldSpec {
+    /// Element id, without the enterprise bit.
+    pub id: u16,
+    /// Private enterprise number, 0 for IANA (and for every v9 field).
+    pub pen: u32,
+    /// Length in bytes, or [`VARLEN`].
+    pub len: u16,
+}
+
+/// Well-known elements located by the compiler. The discriminant indexes [`Template::slots`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+#[allow(missing_docs)]
+pub enum Slot {
+    SrcV4,
+    SrcV6,
+    DstV4,
+    DstV6,
+    SrcPort,
+    DstPort,
+    Proto,
+    TcpFlags,
+    Bytes,
+    Packets,
+    RevBytes,
+    RevPackets,
+    InIf,
+    OutIf,
+    NextHopV4,
+    NextHopV6,
+    SrcAs,
+    DstAs,
+    SrcMaskV4,
+    DstMaskV4,
+    SrcMaskV6,
+    DstMaskV6,
+    StartSec,
+    EndSec,
+    StartMs,
+    EndMs,
+    StartUs,
+    EndUs,
+    StartNs,
+    EndNs,
+    StartUptime,
+    EndUptime,
+    StartDeltaUs,
+    EndDeltaUs,
+    SysInitMs,
+    DurationMs,
+    DurationUs,
+    ObservationSec,
+    ObservationMs,
+    ObservationUs,
+    ObservationNs,
+    SamplingInterval,
+    SamplerRandomInterval,
+    SamplingPacketInterval,
+    SamplingPacketSpace,
+    SamplerId,
+    SelectorId,
+    InterfaceName,
+    InterfaceDescription,
+}
+
+/// Number of [`Slot`] variants.
+pub const SLOT_COUNT: usize = Slot::InterfaceDescription as usize + 1;
+/// Marker for an empty slot.
+pub const NO_FIELD: u16 = u16::MAX;
+
+/// IANA element ids that fill slots, in order of preference: the first one found in a template
+/// wins (for example octetDeltaCount over octetTotalCount over initiatorOctets).
+const SLOT_SOURCES: &[(Slot, &[u16])] = &[
+    (Slot::SrcV4, &[8]),
+    (Slot::SrcV6, &[27]),
+    (Slot::DstV4, &[12]),
+    (Slot::DstV6, &[28]),
+    (Slot::SrcPort, &[7, 180, 182]),
+    (Slot::DstPort, &[11, 181, 183]),
+    (Slot::Proto, &[4]),
+    (Slot::TcpFlags, &[6]),
+    (Slot::Bytes, &[1, 85, 23, 231]),
+    (Slot::Packets, &[2, 86, 24, 298]),
+    (Slot::RevBytes, &[232]),
+    (Slot::RevPackets, &[299]),
+    (Slot::InIf, &[10]),
+    (Slot::OutIf, &[14]),
+    (Slot::NextHopV4, &[15]),
+    (Slot::NextHopV6, &[62]),
+    (Slot::SrcAs, &[16]),
+    (Slot::DstAs, &[17]),
+    (Slot::SrcMaskV4, &[9]),
+    (Slot::DstMaskV4, &[13]),
+    (Slot::SrcMaskV6, &[29]),
+    (Slot::DstMaskV6, &[30]),
+    (Slot::StartSec, &[150]),
+    (Slot::EndSec, &[151]),
+    (Slot::StartMs, &[152]),
+    (Slot::EndMs, &[153]),
+    (Slot::StartUs, &[154]),
+    (Slot::EndUs, &[155]),
+    (Slot::StartNs, &[156]),
+    (Slot::EndNs, &[157]),
+    (Slot::StartUptime, &[22]),
+    (Slot::EndUptime, &[21]),
+    (Slot::StartDeltaUs, &[158]),
+    (Slot::EndDeltaUs, &[159]),
+    (Slot::SysInitMs, &[160]),
+    (Slot::DurationMs, &[161]),
+    (Slot::DurationUs, &[162]),
+    (Slot::ObservationSec, &[322]),
+    (Slot::ObservationMs, &[323]),
+    (Slot::ObservationUs, &[324]),
+    (Slot::ObservationNs, &[325]),
+    (Slot::SamplingInterval, &[34]),
+    (Slot::SamplerRandomInterval, &[50]),
+    (Slot::SamplingPacketInterval, &[305]),
+    (Slot::SamplingPacketSpace, &[306]),
+    (Slot::SamplerId, &[48]),
+    (Slot::SelectorId, &[302]),
+    (Slot::InterfaceName, &[82]),
+    (Slot::InterfaceDescription, &[83]),
+];
+
+/// Reverse (RFC 5103) counterparts that fill slots for biflows.
+const REVERSE_SLOT_SOURCES: &[(Slot, &[u16])] =
+    &[(Slot::RevBytes, &[1, 85]), (Slot::RevPackets, &[2, 86])];
+
+/// NetFlow v9 scope field types (RFC 3954 §6.1); a separate namespace from field types.
+fn v9_scope_name(id: u16) -> &'static str {
+    match id {
+        1 => "scope_system",
+        2 => "scope_interface",
+        3 => "scope_line_card",
+        4 => "scope_cache",
+        5 => "scope_template",
+        _ => "",
+    }
+}
+
+/// A compiled field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    /// The field as announced.
+    pub spec: FieldSpec,
+    /// Abstract type; `OctetArray` for elements we do not know.
+    pub ty: IeType,
+    /// Name under `netflow.` in documents (unique within the template).
+    pub name: Box<str>,
+    /// Whether the element is known to us (unknown ones are emitted as hex).
+    pub known: bool,
+    /// RFC 5103 reverse element.
+    pub reverse: bool,
+    /// Scope field of an options template.
+    pub scope: bool,
+    /// Offset in the record when every field before it has a fixed length.
+    pub offset: Option<u32>,
+}
+
+/// A template compiled to an offset plan.
+#[derive(Clone, PartialEq)]
+pub struct Template {
+    /// Template id (256..=65535 for v9/IPFIX; 0 for the v5 layout).
+    pub id: u16,
+    /// Dialect the template came from.
+    pub dialect: Dialect,
+    /// Number of leading scope fields; non-zero only for options templates.
+    pub scope_count: u16,
+    /// Whether it is an options template (its records feed tables, not flow documents).
+    pub options: bool,
+    /// Fields in record order.
+    pub fields: Box<[Field]>,
+    /// Record length when all fields are fixed-length.
+    pub fixed_len: Option<usize>,
+    /// Smallest possible record length (varlen fields count one byte).
+    pub min_len: usize,
+    /// Field index per [`Slot`], or [`NO_FIELD`].
+    pub slots: [u16; SLOT_COUNT],
+    /// (offset, length) of every field when the template is fixed-length; empty otherwise.
+    pub fixed_spans: Box<[(u32, u32)]>,
+}
+
+impl fmt::Debug for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Template")
+            .field("id", &self.id)
+            .field("dialect", &self.dialect)
+            .field("options", &self.options)
+            .field("fields", &self.fields.len())
+            .field("fixed_len", &self.fixed_len)
+            .finish()
+    }
+}
+
+impl Template {
+    /// Compiles a template. `scope_count` leading fields are scope fields (options templates).
+    /// Fails on templates that could never describe a record.
+    pub fn compile(
+        id: u16,
+        dialect: Dialect,
+        options: bool,
+        scope_count: u16,
+        specs: &[FieldSpec],
+    ) -> Result<Template, crate::DecodeError> {
+        use crate::DecodeError::InvalidTemplate;
+        if usize::from(scope_count) > specs.len() {
+            return Err(InvalidTemplate("scope count above field count"));
+        }
+        let mut fields = Vec::with_capacity(specs.len());
+        let mut offset: Option<u32> = Some(0);
+        let mut min_len = 0usize;
+        for (i, spec) in specs.iter().enumerate() {
+            let scope = i < usize::from(scope_count);
+            let (name, ty, known, reverse) = name_of(dialect, *spec, scope);
+            fields.push(Field {
+                spec: *spec,
+                ty,
+                name,
+                known,
+                reverse,
+                scope,
+                offset,
+            });
+            if spec.len == VARLEN {
+                // A v9 field cannot be variable length: 65535 bytes is simply too long for any
+                // datagram, so reject it rather than misparse.
+                if dialect != Dialect::Ipfix {
+                    return Err(InvalidTemplate("v9 field of length 65535"));
+                }
+                offset = None;
+                min_len += 1;
+            } else {
+                offset = offset.map(|o| o + u32::from(spec.len));
+                min_len += usize::from(spec.len);
+            }
+        }
+        dedupe_names(&mut fields);
+        let fixed_len = offset.map(|o| o as usize);
+        let fixed_spans = if fixed_len.is_some() {
+            fields
+                .iter()
+                .map(|f| (f.offset.unwrap_or(0), u32::from(f.spec.len)))
+                .collect()
+        } else {
+            Box::default()
+        };
+        let mut slots = [NO_FIELD; SLOT_COUNT];
+        fill_slots(&fields, &mut slots);
+        Ok(Template {
+            id,
+            dialect,
+            scope_count,
+            options,
+            fields: fields.into_boxed_slice(),
+            fixed_len,
+            min_len,
+            slots,
+            fixed_spans,
+        })
+    }
+
+    /// Field index of a slot, if the template carries that element.
+    #[inline]
+    pub fn slot(&self, slot: Slot) -> Option<usize> {
+        let i = self.slots[slot as usize];
+        (i != NO_FIELD).then_some(usize::from(i))
+    }
+
+    /// The field specs as announced (for comparison and persistence).
+    pub fn specs(&self) -> impl Iterator<Item = FieldSpec> + '_ {
+        self.fields.iter().map(|f| f.spec)
+    }
+}
+
+fn fill_slots(fields: &[Field], slots: &mut [u16; SLOT_COUNT]) {
+    let mut pick = |table: &[(Slot, &[u16])], reverse: bool| {
+        for (slot, ids) in table {
+            if slots[*slot as usize] != NO_FIELD {
+                continue;
+            }
+            'ids: for id in *ids {
+                for (i, f) in fields.iter().enumerate() {
+                    let pen_ok = if reverse {
+                        f.spec.pen == REVERSE_PEN
+                    } else {
+                        f.spec.pen == 0
+                    };
+                    if pen_ok && !f.scope && f.spec.id == *id && f.spec.len != 0 {
+                        slots[*slot as usize] = i as u16;
+                        break 'ids;
+                    }
+                }
+            }
+        }
+    };
+    pick(SLOT_SOURCES, false);
+    pick(REVERSE_SLOT_SOURCES, true);
+    // Scope fields of options templates name what the options record describes: the interface
+    // in an interface table, the sampler in a sampler table. Fall back to them.
+    for (slot, ids) in [(Slot::InIf, &[10u16][..]), (Slot::SamplerId, &[48, 302])] {
+        if slots[slot as usize] == NO_FIELD {
+            if let Some(i) = fields
+                .iter()
+                .position(|f| f.scope && f.spec.pen == 0 && ids.contains(&f.spec.id))
+            {
+                slots[slot as usize] = i as u16;
+            }
+        }
+    }
+}
+
+/// Document name, type, whether known, whether reverse.
+fn name_of(dialect: Dialect, spec: FieldSpec, scope: bool) -> (Box<str>, IeType, bool, bool) {
+    if dialect == Dialect::V9 && scope {
+        let n = v9_scope_name(spec.id);
+        if !n.is_empty() {
+            return (n.into(), IeType::OctetArray, true, false);
+        }
+        return (
+            format!("scope_{}", spec.id).into(),
+            IeType::OctetArray,
+            false,
+            false,
+        );
+    }
+    let (pen, reverse) = if spec.pen == REVERSE_PEN {
+        (0, true)
+    } else {
+        (spec.pen, false)
+    };
+    let def = if dialect == Dialect::V9 {
+        ie::lookup_v9(spec.id)
+    } else {
+        ie::lookup(pen, spec.id)
+    };
+    match def {
+        Some(d) if reverse => (format!("reverse_{}", d.name).into(), d.ty, true, true),
+        Some(d) => (d.name.into(), d.ty, true, false),
+        None => (
+            format!("enterprise_{}_{}", spec.pen, spec.id).into(),
+            IeType::OctetArray,
+            false,
+            reverse,
+        ),
+    }
+}
+
+/// Repeated elements (some exporters list one element twice) get `_2`, `_3`... so that a
+/// document never has duplicate keys.
+fn dedupe_names(fields: &mut [Field]) {
+    for i in 1..fields.len() {
+        let mut n = 1;
+        while fields[..i].iter().any(|f| f.name == fields[i].name) {
+            n += 1;
+            let base = fields[i]
+                .name
+                .trim_end_matches(|c: char| c.is_ascii_digit());
+            let base = base
+                .strip_suffix('_')
+                .unwrap_or(&fields[i].name)
+                .to_string();
+            fields[i].name = format!("{base}_{n}").into();
+        }
+    }
+}
+
+/// The NetFlow v5 record (48 bytes) as a template of IPFIX elements, so v5 shares the flow view
+/// and the encoder with v9 and IPFIX.
+pub fn v5_template() -> &'static Template {
+    use std::sync::OnceLock;
+    static T: OnceLock<Template> = OnceLock::new();
+    T.get_or_init(|| {
+        let f = |id, len| FieldSpec { id, pen: 0, len };
+        let specs = [
+            f(8, 4),   // srcaddr
+            f(12, 4),  // dstaddr
+            f(15, 4),  // nexthop
+            f(10, 2),  // input
+            f(14, 2),  // output
+            f(2, 4),   // dPkts
+            f(1, 4),   // dOctets
+            f(22, 4),  // first (sysUptime ms)
+            f(21, 4),  // last
+            f(7, 2),   // srcport
+            f(11, 2),  // dstport
+            f(210, 1), // pad1 (paddingOctets)
+            f(6, 1),   // tcp_flags
+            f(4, 1),   // prot
+            f(5, 1),   // tos
+            f(16, 2),  // src_as
+            f(17, 2),  // dst_as
+            f(9, 1),   // src_mask
+            f(13, 1),  // dst_mask
+            f(210, 2), // pad2
+        ];
+        match Template::compile(0, Dialect::V5, false, 0, &specs) {
+            Ok(t) => t,
+            Err(e) => unreachable!("static v5 layout compiles: {e}"),
+        }
+    })
+}

@@ -1,0 +1,1 @@
+//! Flow enrichment (GeoIP/AS, names, sampling, community ID). Filled in by the enrichment work.

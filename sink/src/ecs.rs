@@ -1,0 +1,446 @@
+//! ECS document encoding: JSON (one document per line) and CSV, driven by the field table in
+//! [`crate::schema`]. Encoding appends to a caller-owned buffer and allocates nothing per
+//! record once the buffer has grown.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+
+use sluice_decode::ie::IeType;
+use sluice_decode::record::be_uint;
+use sluice_decode::{Field, Flow, Record};
+
+use crate::schema::{EcsField, Getter, ECS_FIELDS};
+use crate::timefmt::write_rfc3339;
+
+/// IE 210 paddingOctets: never part of a document.
+const PADDING_IE: u16 = 210;
+
+/// Options that change what documents contain.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EncodeOptions {
+    /// Add `sluice.frame` (the tag the decoder carried: the pcap frame number).
+    pub annotate: bool,
+}
+
+/// A field value, borrowed from the record or the flow.
+#[derive(Clone, Copy, Debug)]
+pub enum Value {
+    /// Unsigned number.
+    U64(u64),
+    /// Signed number.
+    I64(i64),
+    /// Static string.
+    Str(&'static str),
+    /// Static list of strings.
+    List(&'static [&'static str]),
+    /// Address.
+    Ip(IpAddr),
+    /// Instant, ns since the Unix epoch.
+    Time(i64),
+    /// Address and port.
+    Socket(std::net::SocketAddr),
+    /// IP protocol number, written as a string (ECS keyword).
+    ProtoNumber(u8),
+}
+
+/// Lower-case IANA keyword of an IP protocol number (the common ones; the rest are written
+/// as their number).
+pub fn proto_name(p: u8) -> Option<&'static str> {
+    Some(match p {
+        0 => "hopopt",
+        1 => "icmp",
+        2 => "igmp",
+        4 => "ipv4",
+        6 => "tcp",
+        8 => "egp",
+        9 => "igp",
+        17 => "udp",
+        27 => "rdp",
+        41 => "ipv6",
+        43 => "ipv6-route",
+        44 => "ipv6-frag",
+        46 => "rsvp",
+        47 => "gre",
+        50 => "esp",
+        51 => "ah",
+        58 => "ipv6-icmp",
+        59 => "ipv6-nonxt",
+        60 => "ipv6-opts",
+        88 => "eigrp",
+        89 => "ospf",
+        94 => "ipip",
+        103 => "pim",
+        112 => "vrrp",
+        115 => "l2tp",
+        132 => "sctp",
+        136 => "udplite",
+        137 => "mpls-in-ip",
+        _ => return None,
+    })
+}
+
+fn sum(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+    }
+}
+
+/// The value of an ECS field for a record, if it has one.
+pub fn value_of(g: Getter, r: &Record<'_>, f: &Flow) -> Option<Value> {
+    let h = r.header;
+    let biflow = f.rev_bytes.is_some() || f.rev_packets.is_some();
+    Some(match g {
+        Getter::Timestamp => Value::Time(sluice_decode::time::export_ns(r)),
+        Getter::EventKind => Value::Str("event"),
+        Getter::EventCategory => Value::List(&["network"]),
+        Getter::EventType => Value::List(&["connection"]),
+        Getter::EventAction => Value::Str(if r.template.options {
+            "netflow_options"
+        } else {
+            "netflow_flow"
+        }),
+        Getter::EventStart => Value::Time(f.start_ns),
+        Getter::EventEnd => Value::Time(f.end_ns),
+        Getter::EventDuration => Value::I64(f.end_ns.saturating_sub(f.start_ns).max(0)),
+        Getter::SourceIp => Value::Ip(f.src_ip?),
+        Getter::SourcePort => Value::U64(u64::from(f.src_port?)),
+        Getter::SourceBytes if biflow => Value::U64(f.bytes?),
+        Getter::SourcePackets if biflow => Value::U64(f.packets?),
+        Getter::DestinationIp => Value::Ip(f.dst_ip?),
+        Getter::DestinationPort => Value::U64(u64::from(f.dst_port?)),
+        Getter::DestinationBytes => Value::U64(f.rev_bytes?),
+        Getter::DestinationPackets => Value::U64(f.rev_packets?),
+        Getter::SourceBytes | Getter::SourcePackets => return None,
+        Getter::NetworkType => Value::Str(match f.src_ip.or(f.dst_ip)? {
+            IpAddr::V4(_) => "ipv4",
+            IpAddr::V6(_) => "ipv6",
+        }),
+        Getter::NetworkIanaNumber => Value::ProtoNumber(f.proto?),
+        Getter::NetworkTransport => Value::Str(proto_name(f.proto?)?),
+        Getter::NetworkBytes => Value::U64(sum(f.bytes, f.rev_bytes)?),
+        Getter::NetworkPackets => Value::U64(sum(f.packets, f.rev_packets)?),
+        Getter::ObserverIp => Value::Ip(h.exporter.ip()),
+        Getter::ExporterAddress => Value::Socket(h.exporter),
+        Getter::ExporterVersion => Value::U64(u64::from(h.version)),
+        Getter::ExporterSourceId => Value::U64(u64::from(h.source_id)),
+        Getter::ExporterUptime => Value::U64(u64::from(h.sys_uptime_ms?)),
+        Getter::ExporterTimestamp => {
+            if h.export_time_ns <= 0 {
+                return None;
+            }
+            Value::Time(h.export_time_ns)
+        }
+        Getter::NetflowType => Value::Str(if r.template.options {
+            "netflow_options"
+        } else {
+            "netflow_flow"
+        }),
+    })
+}
+
+/// Writes nested JSON objects from dotted paths, emitted in an order where each object's
+/// members are contiguous.
+struct Nest<'o> {
+    out: &'o mut Vec<u8>,
+    open: [&'static str; 4],
+    depth: usize,
+    first: bool,
+}
+
+impl<'o> Nest<'o> {
+    fn new(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Nest {
+            out,
+            open: [""; 4],
+            depth: 0,
+            first: true,
+        }
+    }
+
+    /// Positions the writer for `leaf` inside the objects `parents` and writes the key.
+    fn key(&mut self, parents: &[&'static str], leaf: &str) {
+        let common = self
+            .open
+            .iter()
+            .take(self.depth)
+            .zip(parents)
+            .take_while(|(a, b)| a == b)
+            .count();
+        while self.depth > common {
+            self.out.push(b'}');
+            self.depth -= 1;
+            self.first = false;
+        }
+        for p in &parents[common..] {
+            if !self.first {
+                self.out.push(b',');
+            }
+            write_str(self.out, p);
+            self.out.extend_from_slice(b":{");
+            if self.depth < self.open.len() {
+                self.open[self.depth] = p;
+            }
+            self.depth += 1;
+            self.first = true;
+        }
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        write_str(self.out, leaf);
+        self.out.push(b':');
+    }
+
+    fn finish(self) {
+        for _ in 0..self.depth {
+            self.out.push(b'}');
+        }
+        self.out.push(b'}');
+    }
+}
+
+/// Splits a static dotted path into at most 3 parents and a leaf.
+fn split(path: &'static str) -> ([&'static str; 3], usize, &'static str) {
+    let mut parents = [""; 3];
+    let mut n = 0;
+    let mut rest = path;
+    while let Some((head, tail)) = rest.split_once('.') {
+        if n == parents.len() {
+            break;
+        }
+        parents[n] = head;
+        n += 1;
+        rest = tail;
+    }
+    (parents, n, rest)
+}
+
+/// JSON string with escaping.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                let _ = write!(out, "\\u{:04x}", b);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn write_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+fn write_i64(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+fn write_value_json(out: &mut Vec<u8>, v: &Value) {
+    match *v {
+        Value::U64(n) => write_u64(out, n),
+        Value::I64(n) => write_i64(out, n),
+        Value::Str(s) => write_str(out, s),
+        Value::List(l) => {
+            out.push(b'[');
+            for (i, s) in l.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, s);
+            }
+            out.push(b']');
+        }
+        Value::Ip(ip) => {
+            let _ = write!(out, "\"{ip}\"");
+        }
+        Value::Time(ns) => {
+            out.push(b'"');
+            write_rfc3339(out, ns);
+            out.push(b'"');
+        }
+        Value::Socket(sa) => {
+            let _ = write!(out, "\"{sa}\"");
+        }
+        Value::ProtoNumber(p) => {
+            out.push(b'"');
+            write_u64(out, u64::from(p));
+            out.push(b'"');
+        }
+    }
+}
+
+fn write_hex(out: &mut Vec<u8>, b: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for &x in b {
+        out.push(HEX[usize::from(x >> 4)]);
+        out.push(HEX[usize::from(x & 15)]);
+    }
+    out.push(b'"');
+}
+
+fn sign_extend(v: u64, len: usize) -> i64 {
+    if len == 0 || len >= 8 {
+        return v as i64;
+    }
+    let shift = 64 - 8 * len as u32;
+    ((v << shift) as i64) >> shift
+}
+
+const NTP_UNIX_OFFSET: i64 = 2_208_988_800;
+
+fn ntp_ns(v: u64) -> i64 {
+    let secs = (v >> 32) as i64 - NTP_UNIX_OFFSET;
+    secs.saturating_mul(1_000_000_000)
+        .saturating_add((((v & 0xffff_ffff) * 1_000_000_000) >> 32) as i64)
+}
+
+/// Writes one element's value as JSON. Returns false (writing nothing) when the field has no
+/// value to show (zero length, padding).
+fn write_element(out: &mut Vec<u8>, field: &Field, b: &[u8]) {
+    use IeType::*;
+    let n = b.len();
+    match field.ty {
+        Unsigned8 | Unsigned16 | Unsigned32 | Unsigned64 if n <= 8 => write_u64(out, be_uint(b)),
+        Signed8 | Signed16 | Signed32 | Signed64 if n <= 8 => {
+            write_i64(out, sign_extend(be_uint(b), n))
+        }
+        Float32 if n == 4 => {
+            let v = f32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            write_float(out, f64::from(v));
+        }
+        Float64 if n == 8 => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            write_float(out, f64::from_be_bytes(a));
+        }
+        Boolean if n == 1 && (b[0] == 1 || b[0] == 2) => {
+            // RFC 7011 §6.1.5: 1 is true, 2 is false.
+            out.extend_from_slice(if b[0] == 1 { b"true" } else { b"false" });
+        }
+        MacAddress if n == 6 => {
+            let _ = write!(
+                out,
+                "\"{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\"",
+                b[0], b[1], b[2], b[3], b[4], b[5]
+            );
+        }
+        String => {
+            let end = b.iter().rposition(|&c| c != 0).map_or(0, |p| p + 1);
+            write_str(out, &std::string::String::from_utf8_lossy(&b[..end]));
+        }
+        Ipv4Address if n == 4 => {
+            let _ = write!(out, "\"{}.{}.{}.{}\"", b[0], b[1], b[2], b[3]);
+        }
+        Ipv6Address if n == 16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(b);
+            let _ = write!(out, "\"{}\"", std::net::Ipv6Addr::from(a));
+        }
+        DateTimeSeconds if n <= 8 => {
+            time_json(out, (be_uint(b) as i64).saturating_mul(1_000_000_000))
+        }
+        DateTimeMilliseconds if n <= 8 => {
+            time_json(out, (be_uint(b) as i64).saturating_mul(1_000_000))
+        }
+        DateTimeMicroseconds if n == 8 => time_json(out, ntp_ns(be_uint(b) & !0x7ff)),
+        DateTimeNanoseconds if n == 8 => time_json(out, ntp_ns(be_uint(b))),
+        _ => write_hex(out, b),
+    }
+}
+
+fn time_json(out: &mut Vec<u8>, ns: i64) {
+    out.push(b'"');
+    write_rfc3339(out, ns);
+    out.push(b'"');
+}
+
+fn write_float(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format(v).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Appends one JSON document (no newline) for a record.
+pub fn encode_json(out: &mut Vec<u8>, r: &Record<'_>, f: &Flow, opts: &EncodeOptions) {
+    let mut w = Nest::new(out);
+    for field in ECS_FIELDS {
+        emit_ecs(&mut w, field, r, f);
+    }
+    for (i, field) in r.template.fields.iter().enumerate() {
+        let b = r.field(i);
+        if b.is_empty() || (field.spec.id == PADDING_IE && field.spec.pen == 0) {
+            continue;
+        }
+        w.key(&["netflow"], &field.name);
+        write_element(w.out, field, b);
+    }
+    if opts.annotate {
+        w.key(&["sluice"], "frame");
+        write_u64(w.out, r.header.tag);
+    }
+    w.finish();
+}
+
+fn emit_ecs(w: &mut Nest<'_>, field: &'static EcsField, r: &Record<'_>, f: &Flow) {
+    if let Some(v) = value_of(field.get, r, f) {
+        let (parents, n, leaf) = split(field.path);
+        w.key(&parents[..n], leaf);
+        write_value_json(w.out, &v);
+    }
+}
+
+/// The CSV header line (no newline).
+pub fn csv_header(out: &mut Vec<u8>) {
+    for (i, field) in ECS_FIELDS.iter().filter(|f| f.csv).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(field.path.as_bytes());
+    }
+}
+
+/// One CSV line (no newline): the `csv` columns of the field table. Values never contain
+/// commas or quotes, so no quoting is needed.
+pub fn encode_csv(out: &mut Vec<u8>, r: &Record<'_>, f: &Flow) {
+    for (i, field) in ECS_FIELDS.iter().filter(|f| f.csv).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match value_of(field.get, r, f) {
+            None => {}
+            Some(Value::U64(n)) => write_u64(out, n),
+            Some(Value::I64(n)) => write_i64(out, n),
+            Some(Value::Str(s)) => out.extend_from_slice(s.as_bytes()),
+            Some(Value::List(l)) => out.extend_from_slice(l.join("|").as_bytes()),
+            Some(Value::Ip(ip)) => {
+                let _ = write!(out, "{ip}");
+            }
+            Some(Value::Time(ns)) => write_rfc3339(out, ns),
+            Some(Value::Socket(sa)) => {
+                let _ = write!(out, "{sa}");
+            }
+            Some(Value::ProtoNumber(p)) => write_u64(out, u64::from(p)),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Flow documents and where they go.
+//!
+//! Place in the pipeline: after decode (and enrichment), records are encoded as ECS documents
+//! ([`ecs`]) driven by one field table ([`schema`]), then written to a sink: stdout for
+//! `sluice decode`, later the local store and Elasticsearch.
+
+pub mod ecs;
+pub mod schema;
+pub mod timefmt;

@@ -1,0 +1,221 @@
+//! The field table: every field a Sluice flow document can carry, with its Elasticsearch type
+//! and description. It drives the document encoder ([`crate::ecs`]), the CSV columns, the
+//! index template under `ops/elasticsearch/` and `docs/fields.md`; tests fail when they drift.
+//!
+//! Two parts: the ECS fields below, and one `netflow.<name>` field per known information
+//! element (from `sluice_decode::ie`). Unknown elements are `netflow.enterprise_<pen>_<id>`
+//! (hex strings), covered by a dynamic template.
+
+use sluice_decode::ie::{self, IeType};
+
+/// Elasticsearch field types we use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EsType {
+    /// `date`.
+    Date,
+    /// `ip`.
+    Ip,
+    /// `keyword`.
+    Keyword,
+    /// `long`.
+    Long,
+    /// `double`.
+    Double,
+    /// `boolean`.
+    Boolean,
+}
+
+impl EsType {
+    /// The mapping type name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EsType::Date => "date",
+            EsType::Ip => "ip",
+            EsType::Keyword => "keyword",
+            EsType::Long => "long",
+            EsType::Double => "double",
+            EsType::Boolean => "boolean",
+        }
+    }
+}
+
+/// Where the encoder takes a field's value from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Getter {
+    Timestamp,
+    EventKind,
+    EventCategory,
+    EventType,
+    EventAction,
+    EventStart,
+    EventEnd,
+    EventDuration,
+    SourceIp,
+    SourcePort,
+    SourceBytes,
+    SourcePackets,
+    DestinationIp,
+    DestinationPort,
+    DestinationBytes,
+    DestinationPackets,
+    NetworkType,
+    NetworkIanaNumber,
+    NetworkTransport,
+    NetworkBytes,
+    NetworkPackets,
+    ObserverIp,
+    ExporterAddress,
+    ExporterVersion,
+    ExporterSourceId,
+    ExporterUptime,
+    ExporterTimestamp,
+    NetflowType,
+}
+
+/// One ECS (or Sluice-defined) field.
+#[derive(Clone, Copy, Debug)]
+pub struct EcsField {
+    /// Dotted path.
+    pub path: &'static str,
+    /// Elasticsearch type.
+    pub es: EsType,
+    /// Whether it is a column of `--format csv`.
+    pub csv: bool,
+    /// Value source.
+    pub get: Getter,
+    /// What it means.
+    pub doc: &'static str,
+}
+
+macro_rules! f {
+    ($path:literal, $es:ident, $csv:literal, $get:ident, $doc:literal) => {
+        EcsField {
+            path: $path,
+            es: EsType::$es,
+            csv: $csv,
+            get: Getter::$get,
+            doc: $doc,
+        }
+    };
+}
+
+/// The ECS part of the document, in emission order (objects are contiguous).
+pub static ECS_FIELDS: &[EcsField] = &[
+    f!("@timestamp", Date, true, Timestamp, "Export time from the packet header (receive time when the header has none)."),
+    f!("event.kind", Keyword, false, EventKind, "Always `event`."),
+    f!("event.category", Keyword, false, EventCategory, "Always `[\"network\"]`."),
+    f!("event.type", Keyword, false, EventType, "Always `[\"connection\"]`."),
+    f!("event.action", Keyword, false, EventAction, "`netflow_flow` for flow records."),
+    f!("event.start", Date, true, EventStart, "Flow start (absolute UTC, from the record's time elements; export time if it has none)."),
+    f!("event.end", Date, true, EventEnd, "Flow end (absolute UTC)."),
+    f!("event.duration", Long, true, EventDuration, "end - start in nanoseconds."),
+    f!("source.ip", Ip, true, SourceIp, "Source address (IE 8 or 27)."),
+    f!("source.port", Long, true, SourcePort, "Source transport port (IE 7, 180 or 182)."),
+    f!("source.bytes", Long, false, SourceBytes, "Bytes from source to destination when the record is a biflow (RFC 5103) or NSEL initiator/responder pair."),
+    f!("source.packets", Long, false, SourcePackets, "Packets from source to destination for biflows."),
+    f!("destination.ip", Ip, true, DestinationIp, "Destination address (IE 12 or 28)."),
+    f!("destination.port", Long, true, DestinationPort, "Destination transport port (IE 11, 181 or 183)."),
+    f!("destination.bytes", Long, false, DestinationBytes, "Bytes from destination to source (reverse direction of a biflow)."),
+    f!("destination.packets", Long, false, DestinationPackets, "Packets from destination to source (biflows)."),
+    f!("network.type", Keyword, false, NetworkType, "`ipv4` or `ipv6`."),
+    f!("network.iana_number", Keyword, true, NetworkIanaNumber, "IP protocol number (IE 4), as a string per ECS."),
+    f!("network.transport", Keyword, true, NetworkTransport, "IP protocol name (lower-case IANA keyword)."),
+    f!("network.bytes", Long, true, NetworkBytes, "Bytes of the flow (both directions for biflows); the exporter's raw count until sampling scaling is enabled."),
+    f!("network.packets", Long, true, NetworkPackets, "Packets of the flow (both directions for biflows)."),
+    f!("observer.ip", Ip, true, ObserverIp, "Exporter address."),
+    f!("netflow.exporter.address", Keyword, true, ExporterAddress, "Exporter address and source port, `ip:port`."),
+    f!("netflow.exporter.version", Long, true, ExporterVersion, "Export protocol version: 5, 9 or 10 (IPFIX)."),
+    f!("netflow.exporter.source_id", Long, false, ExporterSourceId, "v9 source id, IPFIX observation domain id, v5 engine type << 8 | engine id."),
+    f!("netflow.exporter.uptime_millis", Long, false, ExporterUptime, "Exporter sysUptime in ms (v5/v9 header)."),
+    f!("netflow.exporter.timestamp", Date, false, ExporterTimestamp, "Export time from the header."),
+    f!("netflow.type", Keyword, false, NetflowType, "`netflow_flow` or `netflow_options`."),
+];
+
+/// Elasticsearch type for an information element's abstract type.
+pub fn es_type_of(ty: IeType) -> EsType {
+    use IeType::*;
+    match ty {
+        Unsigned8 | Unsigned16 | Unsigned32 | Unsigned64 | Signed8 | Signed16 | Signed32
+        | Signed64 => EsType::Long,
+        Float32 | Float64 => EsType::Double,
+        Boolean => EsType::Boolean,
+        DateTimeSeconds | DateTimeMilliseconds | DateTimeMicroseconds | DateTimeNanoseconds => {
+            EsType::Date
+        }
+        Ipv4Address | Ipv6Address => EsType::Ip,
+        MacAddress | OctetArray | String | BasicList | SubTemplateList | SubTemplateMultiList => {
+            EsType::Keyword
+        }
+    }
+}
+
+/// One row of the complete field list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldRow {
+    /// Dotted path.
+    pub path: String,
+    /// Elasticsearch type.
+    pub es: EsType,
+    /// Description.
+    pub doc: String,
+}
+
+/// Every field: ECS fields, then `netflow.*` for each known element, sorted by path within the
+/// element part. Reverse (RFC 5103) variants of IANA elements are included.
+pub fn all_fields() -> Vec<FieldRow> {
+    let mut rows: Vec<FieldRow> = ECS_FIELDS
+        .iter()
+        .map(|f| FieldRow {
+            path: f.path.to_string(),
+            es: f.es,
+            doc: f.doc.to_string(),
+        })
+        .collect();
+    let mut elems: Vec<FieldRow> = Vec::new();
+    for d in ie::all() {
+        let src = if d.pen == 0 {
+            format!("IE {}", d.id)
+        } else {
+            format!("PEN {} IE {}", d.pen, d.id)
+        };
+        elems.push(FieldRow {
+            path: format!("netflow.{}", d.name),
+            es: es_type_of(d.ty),
+            doc: src.clone(),
+        });
+        if d.pen == 0 {
+            elems.push(FieldRow {
+                path: format!("netflow.reverse_{}", d.name),
+                es: es_type_of(d.ty),
+                doc: format!("{src}, reverse direction (RFC 5103)"),
+            });
+        }
+    }
+    elems.sort_by(|a, b| a.path.cmp(&b.path));
+    elems.dedup_by(|a, b| a.path == b.path);
+    rows.extend(elems);
+    rows
+}
+
+/// `docs/fields.md`, generated from the table.
+pub fn fields_markdown() -> String {
+    let mut s = String::from(
+        "# Flow document fields\n\n\
+         Generated from `sink/src/schema.rs` (`sluice fields --markdown`); a test fails when \
+         this file and the table differ.\n\n\
+         Unknown information elements appear as `netflow.enterprise_<pen>_<id>` (hex string; \
+         pen 0 for unknown IANA or NetFlow v9 ids), v9 options scope fields as \
+         `netflow.scope_<kind>`, a repeated element as `<name>_2`, `<name>_3`...\n\n\
+         | field | type | description |\n|---|---|---|\n",
+    );
+    for r in all_fields() {
+        s.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            r.path,
+            r.es.as_str(),
+            r.doc
+        ));
+    }
+    s
+}
