@@ -128,6 +128,10 @@ pub struct DecodeStats {
     pub sets_held: u64,
     /// Records decoded from held sets once their template came.
     pub held_records_decoded: u64,
+    /// v9 datagrams whose header count (records of all kinds, RFC 3954 §5.1) disagrees with
+    /// what they hold. Many exporters get it wrong, so it is noted, not an error; the sets are
+    /// decoded by their lengths.
+    pub v9_count_mismatch: u64,
     /// Errors by reason.
     pub errors: FxHashMap<&'static str, u64>,
 }
@@ -151,6 +155,8 @@ pub struct Decoder {
     stats: DecodeStats,
     spans: Vec<(u32, u32)>,
     specs: Vec<FieldSpec>,
+    /// Template and data records seen in the current datagram (for the v9 count check).
+    records_in_datagram: u64,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -317,7 +323,12 @@ impl Decoder {
             port: 0,
             domain: header.source_id,
         };
-        self.walk_sets(key, &header, &p[20..], Dialect::V9, emit)
+        self.records_in_datagram = 0;
+        let r = self.walk_sets(key, &header, &p[20..], Dialect::V9, emit);
+        if u64::from(u16_at(p, 2).unwrap_or(0)) != self.records_in_datagram {
+            self.stats.v9_count_mismatch += 1;
+        }
+        r
     }
 
     fn decode_ipfix<F: FnMut(&Record<'_>)>(
@@ -443,6 +454,7 @@ impl Decoder {
                 }
             };
             set = &set[consumed..];
+            self.records_in_datagram += 1;
             if tid < 256 {
                 self.stats
                     .error(DecodeError::InvalidTemplate("template id below 256"));
@@ -670,6 +682,7 @@ impl Decoder {
             n += 1;
             rest = &rest[len..];
         }
+        self.records_in_datagram += n;
         if t.options {
             self.stats.options_records += n;
         } else {

@@ -13,7 +13,7 @@ pub mod decoder;
 pub mod error;
 pub mod ie;
 mod ie_table;
-// pub mod pcap;
+pub mod pcap;
 pub mod record;
 pub mod template;
 pub mod time;

@@ -1,0 +1,107 @@
+//! `sluice decode`: a capture through the live decoder, documents to stdout.
+
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use sluice_decode::pcap::PcapReader;
+use sluice_decode::{Datagram, Decoder, Limits};
+use sluice_sink::ecs::{self, EncodeOptions};
+
+use crate::Format;
+
+pub fn run(path: &Path, format: Format, annotate: bool, include_options: bool) -> Result<ExitCode> {
+    let mut reader = PcapReader::open(path)?;
+    let mut decoder = Decoder::new(Limits::default());
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut buf = Vec::with_capacity(4096);
+    let opts = EncodeOptions { annotate };
+    let mut write_err: Option<io::Error> = None;
+    let mut datagram_errors = 0u64;
+    let mut truncated = 0u64;
+    if format == Format::Csv {
+        ecs::csv_header(&mut buf);
+        buf.push(b'\n');
+    }
+    let pstats = reader.for_each_udp(|udp| {
+        if udp.truncated {
+            truncated += 1;
+        }
+        let dg = Datagram {
+            src: udp.src,
+            receive_time_ns: udp.ts_nanos,
+            payload: &udp.payload,
+            tag: udp.frame,
+        };
+        let r = decoder.decode(&dg, |rec| {
+            if rec.template.options && !include_options {
+                return;
+            }
+            let flow = rec.flow();
+            match format {
+                Format::Ndjson => ecs::encode_json(&mut buf, rec, &flow, &opts),
+                Format::Csv => ecs::encode_csv(&mut buf, rec, &flow),
+            }
+            buf.push(b'\n');
+        });
+        if r.is_err() {
+            datagram_errors += 1;
+        }
+        if write_err.is_none() && buf.len() >= 1 << 15 {
+            if let Err(e) = out.write_all(&buf) {
+                write_err = Some(e);
+            }
+            buf.clear();
+        }
+    })?;
+    let held = decoder.finish();
+    if write_err.is_none() {
+        if let Err(e) = out.write_all(&buf).and_then(|_| out.flush()) {
+            write_err = Some(e);
+        }
+    }
+    if let Some(e) = write_err {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return Ok(ExitCode::SUCCESS);
+        }
+        return Err(e.into());
+    }
+    let st = decoder.stats();
+    let mut err = io::stderr().lock();
+    writeln!(
+        err,
+        "sluice decode: {} frames, {} udp datagrams, {} flow records, {} options records, {} templates learned, {} held records decoded",
+        pstats.frames,
+        pstats.udp,
+        st.flow_records,
+        st.options_records,
+        st.templates_learned,
+        st.held_records_decoded
+    )?;
+    if pstats.malformed > 0 || truncated > 0 {
+        writeln!(
+            err,
+            "sluice decode: capture: {} malformed frames, {truncated} datagrams cut by the snap length",
+            pstats.malformed
+        )?;
+    }
+    let mut reasons: Vec<_> = st.errors.iter().collect();
+    reasons.sort();
+    for (reason, n) in &reasons {
+        writeln!(err, "sluice decode: error {reason}: {n}")?;
+    }
+    if held > 0 {
+        writeln!(
+            err,
+            "sluice decode: {held} data sets never saw their template (counted as template_missing)"
+        )?;
+    }
+    let failed = st.error_total() > 0 || datagram_errors > 0 || truncated > 0;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,33 @@
+//! docs/fields.md is generated from the field table; this fails when they drift.
+
+#[test]
+fn fields_md_matches_the_table() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/fields.md");
+    let on_disk = std::fs::read_to_string(path).expect("docs/fields.md exists");
+    let generated = sluice_sink::schema::fields_markdown();
+    assert!(
+        on_disk == generated,
+        "docs/fields.md is stale: regenerate with `cargo run --bin sluice -- fields --markdown > docs/fields.md`"
+    );
+}
+
+#[test]
+fn table_paths_are_unique_and_objects_contiguous() {
+    use std::collections::HashSet;
+    let rows = sluice_sink::schema::all_fields();
+    let mut seen = HashSet::new();
+    for r in &rows {
+        assert!(seen.insert(r.path.clone()), "duplicate field {}", r.path);
+    }
+    // The encoder can only write each object once: fields of one parent must be adjacent.
+    let mut closed: HashSet<String> = HashSet::new();
+    let mut prev_parent = String::new();
+    for f in sluice_sink::schema::ECS_FIELDS {
+        let parent = f.path.rsplit_once('.').map_or("", |(p, _)| p).to_string();
+        if parent != prev_parent {
+            assert!(!closed.contains(&parent), "{} reopens {parent}", f.path);
+            closed.insert(prev_parent.clone());
+            prev_parent = parent;
+        }
+    }
+}
