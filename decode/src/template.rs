@@ -428,3 +428,107 @@ pub fn v5_template() -> &'static Template {
         }
     })
 }
+
+impl Template {
+    /// Serializes the definition (not the compiled plan) for persistence: template caches saved
+    /// across restarts and the local store's per-block template table. Layout, big-endian:
+    /// `id u16, dialect u8 (5|9|10), options u8, scope_count u16, n u16, n x (id u16, pen u32,
+    /// len u16)`.
+    pub fn write_definition(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.id.to_be_bytes());
+        out.push(match self.dialect {
+            Dialect::V5 => 5,
+            Dialect::V9 => 9,
+            Dialect::Ipfix => 10,
+        });
+        out.push(u8::from(self.options));
+        out.extend_from_slice(&self.scope_count.to_be_bytes());
+        out.extend_from_slice(&(self.fields.len() as u16).to_be_bytes());
+        for f in self.fields.iter() {
+            out.extend_from_slice(&f.spec.id.to_be_bytes());
+            out.extend_from_slice(&f.spec.pen.to_be_bytes());
+            out.extend_from_slice(&f.spec.len.to_be_bytes());
+        }
+    }
+
+    /// Reads what [`Template::write_definition`] wrote and compiles it. Returns the template
+    /// and the bytes consumed.
+    pub fn read_definition(b: &[u8]) -> Result<(Template, usize), crate::DecodeError> {
+        use crate::DecodeError::{InvalidTemplate, Truncated};
+        let get = |at: usize, n: usize| b.get(at..at + n).ok_or(Truncated("template definition"));
+        let u16_at = |at: usize| get(at, 2).map(|s| u16::from_be_bytes([s[0], s[1]]));
+        let id = u16_at(0)?;
+        let dialect = match get(2, 1)?[0] {
+            5 => Dialect::V5,
+            9 => Dialect::V9,
+            10 => Dialect::Ipfix,
+            _ => return Err(InvalidTemplate("unknown dialect")),
+        };
+        let options = get(3, 1)?[0] != 0;
+        let scope_count = u16_at(4)?;
+        let n = usize::from(u16_at(6)?);
+        let mut specs = Vec::with_capacity(n.min(1024));
+        let mut pos = 8;
+        for _ in 0..n {
+            let s = get(pos, 8)?;
+            specs.push(FieldSpec {
+                id: u16::from_be_bytes([s[0], s[1]]),
+                pen: u32::from_be_bytes([s[2], s[3], s[4], s[5]]),
+                len: u16::from_be_bytes([s[6], s[7]]),
+            });
+            pos += 8;
+        }
+        let t = if dialect == Dialect::V5 {
+            v5_template().clone()
+        } else {
+            Template::compile(id, dialect, options, scope_count, &specs)?
+        };
+        Ok((t, pos))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_round_trip() {
+        let specs = [
+            FieldSpec {
+                id: 8,
+                pen: 0,
+                len: 4,
+            },
+            FieldSpec {
+                id: 96,
+                pen: 0,
+                len: VARLEN,
+            },
+            FieldSpec {
+                id: 1,
+                pen: REVERSE_PEN,
+                len: 8,
+            },
+            FieldSpec {
+                id: 7,
+                pen: 9,
+                len: 2,
+            },
+        ];
+        let t = Template::compile(300, Dialect::Ipfix, true, 1, &specs).expect("compiles");
+        let mut b = Vec::new();
+        t.write_definition(&mut b);
+        let (back, used) = Template::read_definition(&b).expect("reads");
+        assert_eq!(used, b.len());
+        assert_eq!(back, t);
+        for cut in 0..b.len() {
+            assert!(Template::read_definition(&b[..cut]).is_err());
+        }
+        let mut b5 = Vec::new();
+        v5_template().write_definition(&mut b5);
+        assert_eq!(
+            &Template::read_definition(&b5).expect("v5").0,
+            v5_template()
+        );
+    }
+}

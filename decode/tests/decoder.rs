@@ -147,11 +147,26 @@ fn ipfix_scope_is_transport_session_and_domain() {
     let data = set(300, &data_src_dst_bytes([1, 1, 1, 1], [2, 2, 2, 2], 1));
     run(&mut d, addr(1, 4000), &ipfix(1, &[t]));
     // Same address, other source port: another transport session, template unknown.
-    assert!(run(&mut d, addr(1, 4001), &ipfix(1, std::slice::from_ref(&data))).is_empty());
+    assert!(run(
+        &mut d,
+        addr(1, 4001),
+        &ipfix(1, std::slice::from_ref(&data))
+    )
+    .is_empty());
     // Same session, other observation domain: unknown too.
-    assert!(run(&mut d, addr(1, 4000), &ipfix(2, std::slice::from_ref(&data))).is_empty());
+    assert!(run(
+        &mut d,
+        addr(1, 4000),
+        &ipfix(2, std::slice::from_ref(&data))
+    )
+    .is_empty());
     // Other exporter address: unknown.
-    assert!(run(&mut d, addr(2, 4000), &ipfix(1, std::slice::from_ref(&data))).is_empty());
+    assert!(run(
+        &mut d,
+        addr(2, 4000),
+        &ipfix(1, std::slice::from_ref(&data))
+    )
+    .is_empty());
     assert_eq!(run(&mut d, addr(1, 4000), &ipfix(1, &[data])).len(), 1);
 }
 
@@ -162,10 +177,20 @@ fn v9_scope_is_address_and_source_id_not_port() {
     let data = set(300, &data_src_dst_bytes([1, 1, 1, 1], [2, 2, 2, 2], 9));
     run(&mut d, addr(1, 4000), &v9(1000, 7, &[t]));
     assert_eq!(
-        run(&mut d, addr(1, 5555), &v9(1000, 7, std::slice::from_ref(&data))).len(),
+        run(
+            &mut d,
+            addr(1, 5555),
+            &v9(1000, 7, std::slice::from_ref(&data))
+        )
+        .len(),
         1
     );
-    assert!(run(&mut d, addr(1, 4000), &v9(1000, 8, std::slice::from_ref(&data))).is_empty());
+    assert!(run(
+        &mut d,
+        addr(1, 4000),
+        &v9(1000, 8, std::slice::from_ref(&data))
+    )
+    .is_empty());
     assert!(run(&mut d, addr(3, 4000), &v9(1000, 7, &[data])).is_empty());
 }
 
@@ -203,7 +228,10 @@ fn withdrawal_and_redefinition() {
     let a = addr(1, 4000);
     run(&mut d, a, &ipfix(1, &[set(2, &tpl(300, SRC_DST_BYTES))]));
     let data = set(300, &data_src_dst_bytes([1, 1, 1, 1], [2, 2, 2, 2], 3));
-    assert_eq!(run(&mut d, a, &ipfix(1, std::slice::from_ref(&data))).len(), 1);
+    assert_eq!(
+        run(&mut d, a, &ipfix(1, std::slice::from_ref(&data))).len(),
+        1
+    );
     // Withdraw template 300 (field count 0).
     run(&mut d, a, &ipfix(1, &[set(2, &[1, 44, 0, 0])]));
     assert_eq!(d.stats().templates_withdrawn, 1);
