@@ -174,7 +174,8 @@ pub struct Field {
     pub spec: FieldSpec,
     /// Abstract type; `OctetArray` for elements we do not know.
     pub ty: IeType,
-    /// Name under `netflow.` in documents (unique within the template).
+    /// Name under `netflow.` in documents (a repeated element shares its name; see
+    /// [`Template::next_same`]).
     pub name: Box<str>,
     /// Whether the element is known to us (unknown ones are emitted as hex).
     pub known: bool,
@@ -207,6 +208,10 @@ pub struct Template {
     pub slots: [u16; SLOT_COUNT],
     /// (offset, length) of every field when the template is fixed-length; empty otherwise.
     pub fixed_spans: Box<[(u32, u32)]>,
+    /// Per field: the next field with the same name, or [`NO_FIELD`].
+    pub next_same: Box<[u16]>,
+    /// Per field: whether an earlier field has the same name.
+    pub repeat: Box<[bool]>,
 }
 
 impl fmt::Debug for Template {
@@ -263,7 +268,7 @@ impl Template {
                 min_len += usize::from(spec.len);
             }
         }
-        dedupe_names(&mut fields);
+        let (next_same, repeat) = link_repeats(&fields);
         let fixed_len = offset.map(|o| o as usize);
         let fixed_spans = if fixed_len.is_some() {
             fields
@@ -285,6 +290,8 @@ impl Template {
             min_len,
             slots,
             fixed_spans,
+            next_same,
+            repeat,
         })
     }
 
@@ -374,23 +381,27 @@ fn name_of(dialect: Dialect, spec: FieldSpec, scope: bool) -> (Box<str>, IeType,
     }
 }
 
-/// Repeated elements (some exporters list one element twice) get `_2`, `_3`... so that a
-/// document never has duplicate keys.
-fn dedupe_names(fields: &mut [Field]) {
-    for i in 1..fields.len() {
-        let mut n = 1;
-        while fields[..i].iter().any(|f| f.name == fields[i].name) {
-            n += 1;
-            let base = fields[i]
-                .name
-                .trim_end_matches(|c: char| c.is_ascii_digit());
-            let base = base
-                .strip_suffix('_')
-                .unwrap_or(&fields[i].name)
-                .to_string();
-            fields[i].name = format!("{base}_{n}").into();
+/// Links fields that share a name (some exporters list one element twice, e.g. IOS XR SRv6
+/// templates carry the outer and the inner header's ports and protocol). Documents show such
+/// an element once, as an array of its values in record order; `next_same[i]` is the next
+/// field with field i's name, and `repeat[i]` marks fields after the first.
+fn link_repeats(fields: &[Field]) -> (Box<[u16]>, Box<[bool]>) {
+    let mut next_same = vec![NO_FIELD; fields.len()];
+    let mut repeat = vec![false; fields.len()];
+    for i in 0..fields.len() {
+        if repeat[i] {
+            continue;
+        }
+        let mut last = i;
+        for j in i + 1..fields.len() {
+            if fields[j].name == fields[i].name {
+                next_same[last] = j as u16;
+                repeat[j] = true;
+                last = j;
+            }
         }
     }
+    (next_same.into_boxed_slice(), repeat.into_boxed_slice())
 }
 
 /// The NetFlow v5 record (48 bytes) as a template of IPFIX elements, so v5 shares the flow view

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use sluice_decode::ie::IeType;
 use sluice_decode::record::be_uint;
+use sluice_decode::template::NO_FIELD;
 use sluice_decode::{Field, Flow, Record};
 
 use crate::schema::{EcsField, Getter, ECS_FIELDS};
@@ -387,13 +388,43 @@ pub fn encode_json(out: &mut Vec<u8>, r: &Record<'_>, f: &Flow, opts: &EncodeOpt
     for field in ECS_FIELDS {
         emit_ecs(&mut w, field, r, f);
     }
-    for (i, field) in r.template.fields.iter().enumerate() {
+    let t = r.template;
+    for (i, field) in t.fields.iter().enumerate() {
         let b = r.field(i);
-        if b.is_empty() || (field.spec.id == PADDING_IE && field.spec.pen == 0) {
+        if t.repeat[i] || (field.spec.id == PADDING_IE && field.spec.pen == 0) {
             continue;
         }
-        w.key(&["netflow"], &field.name);
-        write_element(w.out, field, b);
+        let next = t.next_same[i];
+        if next == NO_FIELD {
+            if !b.is_empty() {
+                w.key(&["netflow"], &field.name);
+                write_element(w.out, field, b);
+            }
+            continue;
+        }
+        // A repeated element: one key, an array of the non-empty values in record order.
+        let mut j = i;
+        let mut opened = false;
+        loop {
+            let v = r.field(j);
+            if !v.is_empty() {
+                if opened {
+                    w.out.push(b',');
+                } else {
+                    w.key(&["netflow"], &field.name);
+                    w.out.push(b'[');
+                    opened = true;
+                }
+                write_element(w.out, &t.fields[j], v);
+            }
+            match t.next_same.get(j) {
+                Some(&n) if n != NO_FIELD => j = usize::from(n),
+                _ => break,
+            }
+        }
+        if opened {
+            w.out.push(b']');
+        }
     }
     if opts.annotate {
         w.key(&["sluice"], "frame");

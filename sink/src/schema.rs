@@ -206,7 +206,7 @@ pub fn fields_markdown() -> String {
          this file and the table differ.\n\n\
          Unknown information elements appear as `netflow.enterprise_<pen>_<id>` (hex string; \
          pen 0 for unknown IANA or NetFlow v9 ids), v9 options scope fields as \
-         `netflow.scope_<kind>`, a repeated element as `<name>_2`, `<name>_3`...\n\n\
+         `netflow.scope_<kind>`; an element a template lists more than once is one key holding an array of its values in record order.\n\n\
          | field | type | description |\n|---|---|---|\n",
     );
     for r in all_fields() {
