@@ -17,7 +17,11 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::error::DecodeError;
+use crate::exporter::{
+    uptime_restarted, SeqTracker, REORDER_WINDOW_PACKETS, REORDER_WINDOW_RECORDS,
+};
 use crate::record::{be_uint, spans_of, ExportHeader, Record, MAX_FIELDS};
+use crate::shared::{ScopeMeta, SharedTemplates};
 use crate::template::{v5_template, Dialect, FieldSpec, Slot, Template};
 
 /// A datagram handed to the decoder.
@@ -61,6 +65,10 @@ pub struct Limits {
     pub max_held_sets: usize,
     /// Entries in each options-derived table (samplers, interfaces) per scope.
     pub max_table_entries: usize,
+    /// A template not refreshed for this long (ns, by receive time) is dropped; data for it is
+    /// held until the exporter sends it again. `None`: templates never expire (`sluice
+    /// decode`, whose captures may stitch together packets taken days apart).
+    pub template_timeout_ns: Option<i64>,
 }
 
 impl Default for Limits {
@@ -72,6 +80,9 @@ impl Default for Limits {
             max_held_bytes: 256 * 1024,
             max_held_sets: 256,
             max_table_entries: 4_096,
+            // Exporters refresh templates every few minutes (RFC 7011 §8.4 leaves the period
+            // to them; Cisco's default is 30 min for v9): two hours means "gone".
+            template_timeout_ns: Some(2 * 3600 * 1_000_000_000),
         }
     }
 }
@@ -103,12 +114,46 @@ struct Held {
     body: Box<[u8]>,
 }
 
+struct Entry {
+    t: Arc<Template>,
+    /// Receive time of the last announcement, for expiry.
+    refreshed_ns: i64,
+}
+
 #[derive(Default)]
 struct Scope {
-    templates: FxHashMap<u16, Arc<Template>>,
+    templates: FxHashMap<u16, Entry>,
     held: VecDeque<Held>,
     held_bytes: usize,
     tables: ScopeTables,
+    seq: SeqTracker,
+    last_uptime: Option<u32>,
+    last_sequence: Option<u32>,
+    restarts: u64,
+}
+
+impl Scope {
+    /// Forgets what a restarted exporter told us before.
+    fn reset(&mut self) {
+        let restarts = self.restarts + 1;
+        *self = Scope {
+            restarts,
+            ..Scope::default()
+        };
+    }
+}
+
+/// Per-exporter-scope figures for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExporterStatus {
+    /// Sequence units (v9: packets; v5 and IPFIX: records) the exporter sent that never came.
+    pub missing: u64,
+    /// Sequence units received.
+    pub received: u64,
+    /// Times the exporter was seen to restart.
+    pub restarts: u64,
+    /// Templates cached.
+    pub templates: usize,
 }
 
 /// Counters of one decoder. `errors` counts by [`DecodeError::reason`].
@@ -132,6 +177,12 @@ pub struct DecodeStats {
     /// what they hold. Many exporters get it wrong, so it is noted, not an error; the sets are
     /// decoded by their lengths.
     pub v9_count_mismatch: u64,
+    /// Exporter restarts detected (templates of that scope dropped).
+    pub exporter_restarts: u64,
+    /// Templates dropped for not being refreshed in time.
+    pub templates_expired: u64,
+    /// Templates adopted from another core (or from the saved set) on a miss.
+    pub cross_core_hits: u64,
     /// Errors by reason.
     pub errors: FxHashMap<&'static str, u64>,
 }
@@ -157,6 +208,9 @@ pub struct Decoder {
     specs: Vec<FieldSpec>,
     /// Template and data records seen in the current datagram (for the v9 count check).
     records_in_datagram: u64,
+    /// Data records (flow and options) decoded from the current datagram's own sets.
+    data_records_in_datagram: u64,
+    shared: Option<Arc<SharedTemplates>>,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -190,6 +244,69 @@ impl Decoder {
         }
     }
 
+    /// A decoder that publishes templates to, and adopts them from, a registry shared with the
+    /// other cores (see [`crate::shared`]).
+    pub fn with_shared(limits: Limits, shared: Arc<SharedTemplates>) -> Self {
+        Decoder {
+            limits,
+            shared: Some(shared),
+            ..Decoder::default()
+        }
+    }
+
+    /// Per-scope figures (loss, restarts, templates).
+    pub fn exporters(&self) -> impl Iterator<Item = (&ScopeKey, ExporterStatus)> + '_ {
+        self.scopes.iter().map(|(k, s)| {
+            (
+                k,
+                ExporterStatus {
+                    missing: s.seq.missing(),
+                    received: s.seq.received(),
+                    restarts: s.restarts,
+                    templates: s.templates.len(),
+                },
+            )
+        })
+    }
+
+    /// Copies each scope's restart-detection state into the shared registry so that it is
+    /// saved with the templates. Call now and then (it takes the registry's write lock).
+    pub fn publish_meta(&self) {
+        if let Some(sh) = &self.shared {
+            for (k, s) in &self.scopes {
+                sh.set_meta(
+                    *k,
+                    ScopeMeta {
+                        last_uptime: s.last_uptime,
+                        last_sequence: s.last_sequence,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Drops templates not refreshed within the timeout, as of `now_ns`. Returns how many.
+    pub fn expire(&mut self, now_ns: i64) -> usize {
+        let Some(timeout) = self.limits.template_timeout_ns else {
+            return 0;
+        };
+        let mut n = 0;
+        for (k, s) in self.scopes.iter_mut() {
+            s.templates.retain(|id, e| {
+                let keep = now_ns.saturating_sub(e.refreshed_ns) <= timeout;
+                if !keep {
+                    n += 1;
+                    if let Some(sh) = &self.shared {
+                        sh.withdraw(k, Some(*id), e.t.options);
+                    }
+                }
+                keep
+            });
+        }
+        self.stats.templates_expired += n as u64;
+        n
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> &DecodeStats {
         &self.stats
@@ -203,6 +320,11 @@ impl Decoder {
     /// Number of templates cached over all scopes.
     pub fn template_count(&self) -> usize {
         self.scopes.values().map(|s| s.templates.len()).sum()
+    }
+
+    /// Number of exporter scopes tracked.
+    pub fn scope_count(&self) -> usize {
+        self.scopes.len()
     }
 
     /// Data sets still held for a template (never decoded so far).
@@ -282,6 +404,18 @@ impl Decoder {
             sampling_interval: u16_at(p, 22).unwrap_or(0),
             tag: dg.tag,
         };
+        let key = ScopeKey {
+            version: 5,
+            addr: dg.src.ip(),
+            port: 0,
+            domain: header.source_id,
+        };
+        self.header_checks(key, &header, REORDER_WINDOW_RECORDS)?;
+        if let Some(scope) = self.scopes.get_mut(&key) {
+            scope
+                .seq
+                .observe(header.sequence, count as u64, REORDER_WINDOW_RECORDS);
+        }
         let t = v5_template();
         for i in 0..count {
             let data = &p[24 + 48 * i..24 + 48 * (i + 1)];
@@ -323,6 +457,12 @@ impl Decoder {
             port: 0,
             domain: header.source_id,
         };
+        self.header_checks(key, &header, REORDER_WINDOW_PACKETS)?;
+        if let Some(scope) = self.scopes.get_mut(&key) {
+            scope
+                .seq
+                .observe(header.sequence, 1, REORDER_WINDOW_PACKETS);
+        }
         self.records_in_datagram = 0;
         let r = self.walk_sets(key, &header, &p[20..], Dialect::V9, emit);
         if u64::from(u16_at(p, 2).unwrap_or(0)) != self.records_in_datagram {
@@ -364,7 +504,66 @@ impl Decoder {
             port: dg.src.port(),
             domain: header.source_id,
         };
-        self.walk_sets(key, &header, &p[16..len], Dialect::Ipfix, emit)
+        self.header_checks(key, &header, REORDER_WINDOW_RECORDS)?;
+        self.data_records_in_datagram = 0;
+        let r = self.walk_sets(key, &header, &p[16..len], Dialect::Ipfix, emit);
+        let units = self.data_records_in_datagram;
+        if let Some(scope) = self.scopes.get_mut(&key) {
+            scope
+                .seq
+                .observe(header.sequence, units, REORDER_WINDOW_RECORDS);
+        }
+        r
+    }
+
+    /// Finds (or creates) the scope and detects an exporter restart from the header: sysUptime
+    /// going back (v5/v9), or the sequence number stepping back further than any reordering.
+    /// A restarted exporter's templates, held data and tables are dropped rather than
+    /// misapplied to what it sends now.
+    fn header_checks(
+        &mut self,
+        key: ScopeKey,
+        header: &ExportHeader,
+        window: u64,
+    ) -> Result<(), DecodeError> {
+        let shared = self.shared.clone();
+        let fresh = !self.scopes.contains_key(&key);
+        let scope = self.scope(key)?;
+        if fresh {
+            if let Some(m) = shared.as_ref().and_then(|s| s.meta(&key)) {
+                scope.last_uptime = m.last_uptime;
+                scope.last_sequence = m.last_sequence;
+            }
+        }
+        let uptime_back = match (scope.last_uptime, header.sys_uptime_ms) {
+            (Some(last), Some(now)) => uptime_restarted(last, now),
+            _ => false,
+        };
+        let seq_back = scope.last_sequence.is_some_and(|last| {
+            let back = i64::from(last.wrapping_sub(header.sequence) as i32);
+            back > window as i64
+        });
+        if (uptime_back || seq_back)
+            && (scope.last_uptime.is_some() || scope.last_sequence.is_some())
+        {
+            let held = scope.held.len() as u64;
+            scope.reset();
+            self.stats.exporter_restarts += 1;
+            if held > 0 {
+                *self
+                    .stats
+                    .errors
+                    .entry(DecodeError::TemplateMissing.reason())
+                    .or_default() += held;
+            }
+            if let Some(sh) = &shared {
+                sh.drop_scope(&key);
+            }
+        }
+        let scope = self.scope(key)?;
+        scope.last_uptime = header.sys_uptime_ms;
+        scope.last_sequence = Some(header.sequence);
+        Ok(())
     }
 
     fn scope(&mut self, key: ScopeKey) -> Result<&mut Scope, DecodeError> {
@@ -407,7 +606,8 @@ impl Decoder {
             let set = &body[4..len];
             body = &body[len..];
             if id == tpl_set || id == opt_set {
-                self.template_set(key, set, dialect, id == opt_set, emit);
+                let now = header.receive_time_ns;
+                self.template_set(key, set, dialect, id == opt_set, now, emit);
             } else if id >= 256 {
                 self.data_set(key, header, id, set, emit);
             } else {
@@ -425,6 +625,7 @@ impl Decoder {
         mut set: &[u8],
         dialect: Dialect,
         options: bool,
+        now_ns: i64,
         emit: &mut F,
     ) {
         let ipfix = dialect == Dialect::Ipfix;
@@ -469,7 +670,7 @@ impl Decoder {
                 Ok(t) if t.min_len == 0 => self
                     .stats
                     .error(DecodeError::InvalidTemplate("zero-length record")),
-                Ok(t) => self.learn(key, t, emit),
+                Ok(t) => self.learn(key, t, now_ns, emit),
                 Err(e) => self.stats.error(e),
             }
         }
@@ -565,29 +766,49 @@ impl Decoder {
         let all = (tid == 2 && !options) || (tid == 3 && options);
         if all {
             let before = scope.templates.len();
-            scope.templates.retain(|_, t| t.options != options);
+            scope.templates.retain(|_, e| e.t.options != options);
             self.stats.templates_withdrawn += (before - scope.templates.len()) as u64;
         } else if scope.templates.remove(&tid).is_some() {
             self.stats.templates_withdrawn += 1;
         }
+        if let Some(sh) = &self.shared {
+            sh.withdraw(&key, (!all).then_some(tid), options);
+        }
     }
 
-    fn learn<F: FnMut(&Record<'_>)>(&mut self, key: ScopeKey, t: Template, emit: &mut F) {
+    fn learn<F: FnMut(&Record<'_>)>(
+        &mut self,
+        key: ScopeKey,
+        t: Template,
+        now_ns: i64,
+        emit: &mut F,
+    ) {
         let max = self.limits.max_templates;
         let Some(scope) = self.scopes.get_mut(&key) else {
             return;
         };
         let tid = t.id;
-        if let Some(old) = scope.templates.get(&tid) {
-            if **old == t {
-                return; // a refresh of what we have
+        if let Some(old) = scope.templates.get_mut(&tid) {
+            if *old.t == t {
+                old.refreshed_ns = now_ns; // a refresh of what we have
+                return;
             }
         } else if scope.templates.len() >= max {
             self.stats
                 .error(DecodeError::Limit("templates per exporter"));
             return;
         }
-        scope.templates.insert(tid, Arc::new(t));
+        let t = Arc::new(t);
+        if let Some(sh) = &self.shared {
+            sh.publish(key, &t);
+        }
+        scope.templates.insert(
+            tid,
+            Entry {
+                t,
+                refreshed_ns: now_ns,
+            },
+        );
         self.stats.templates_learned += 1;
         // Decode whatever was waiting for this template, in arrival order.
         let mut taken = Vec::new();
@@ -601,11 +822,21 @@ impl Decoder {
             }
         }
         scope.held = kept;
+        // Held records belong to earlier datagrams: they count as received for the sequence
+        // accounting now, not as part of this datagram.
+        let own = self.data_records_in_datagram;
         for h in taken {
             let before = self.stats.flow_records + self.stats.options_records;
             self.data_set(key, &h.header, tid, &h.body, emit);
             self.stats.held_records_decoded +=
                 self.stats.flow_records + self.stats.options_records - before;
+        }
+        let late = self.data_records_in_datagram - own;
+        self.data_records_in_datagram = own;
+        if key.version == 10 {
+            if let Some(scope) = self.scopes.get_mut(&key) {
+                scope.seq.add_received(late);
+            }
         }
     }
 
@@ -621,7 +852,41 @@ impl Decoder {
         let Some(scope) = self.scopes.get_mut(&key) else {
             return;
         };
-        let Some(t) = scope.templates.get(&tid).cloned() else {
+        let now = header.receive_time_ns;
+        let mut found = match scope.templates.get(&tid) {
+            Some(e)
+                if limits
+                    .template_timeout_ns
+                    .is_some_and(|to| now.saturating_sub(e.refreshed_ns) > to) =>
+            {
+                let options = e.t.options;
+                scope.templates.remove(&tid);
+                self.stats.templates_expired += 1;
+                if let Some(sh) = &self.shared {
+                    sh.withdraw(&key, Some(tid), options);
+                }
+                None
+            }
+            Some(e) => Some(Arc::clone(&e.t)),
+            None => None,
+        };
+        if found.is_none() {
+            // Another core (or the saved set) may know it: see `shared`.
+            if let Some(t) = self.shared.as_ref().and_then(|sh| sh.get(&key, tid)) {
+                if scope.templates.len() < limits.max_templates {
+                    scope.templates.insert(
+                        tid,
+                        Entry {
+                            t: Arc::clone(&t),
+                            refreshed_ns: now,
+                        },
+                    );
+                    self.stats.cross_core_hits += 1;
+                    found = Some(t);
+                }
+            }
+        }
+        let Some(t) = found else {
             // Hold it for the template (bounded; the oldest goes first).
             if set.len() > limits.max_held_bytes {
                 self.stats.error(DecodeError::Limit("held data"));
@@ -652,8 +917,6 @@ impl Decoder {
         let mut n = 0u64;
         while rest.len() >= t.min_len && !rest.is_empty() {
             let len = if let Some(fixed) = t.fixed_len {
-                self.spans.clear();
-                self.spans.extend_from_slice(&t.fixed_spans);
                 fixed
             } else {
                 match spans_of(&t, rest, &mut self.spans) {
@@ -668,11 +931,16 @@ impl Decoder {
                     }
                 }
             };
+            let spans: &[(u32, u32)] = if t.fixed_len.is_some() {
+                &t.fixed_spans
+            } else {
+                &self.spans
+            };
             let rec = Record {
                 header,
                 template: &t,
                 data: &rest[..len],
-                spans: &self.spans,
+                spans,
                 system_init_ms,
             };
             emit(&rec);
@@ -683,6 +951,7 @@ impl Decoder {
             rest = &rest[len..];
         }
         self.records_in_datagram += n;
+        self.data_records_in_datagram += n;
         if t.options {
             self.stats.options_records += n;
         } else {

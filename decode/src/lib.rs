@@ -11,14 +11,19 @@
 
 pub mod decoder;
 pub mod error;
+pub mod exporter;
 pub mod ie;
 mod ie_table;
 pub mod pcap;
 pub mod record;
+pub mod shared;
 pub mod template;
 pub mod time;
 
-pub use decoder::{Datagram, DecodeStats, Decoder, InterfaceInfo, Limits, ScopeKey, ScopeTables};
+pub use decoder::{
+    Datagram, DecodeStats, Decoder, ExporterStatus, InterfaceInfo, Limits, ScopeKey, ScopeTables,
+};
 pub use error::DecodeError;
 pub use record::{ExportHeader, Flow, Record};
+pub use shared::SharedTemplates;
 pub use template::{Dialect, Field, FieldSpec, Template};

@@ -188,8 +188,12 @@ pub struct Field {
 }
 
 /// A template compiled to an offset plan.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Template {
+    /// Unique per compilation (process-wide), so that holders of a copy can tell "the same
+    /// compiled template" from "one redefined at the same address" without comparing fields.
+    /// Not part of equality.
+    pub uid: u64,
     /// Template id (256..=65535 for v9/IPFIX; 0 for the v5 layout).
     pub id: u16,
     /// Dialect the template came from.
@@ -213,6 +217,19 @@ pub struct Template {
     /// Per field: whether an earlier field has the same name.
     pub repeat: Box<[bool]>,
 }
+
+impl PartialEq for Template {
+    /// Same definition (the `uid` is ignored): what a template refresh is compared by.
+    fn eq(&self, o: &Self) -> bool {
+        self.id == o.id
+            && self.dialect == o.dialect
+            && self.scope_count == o.scope_count
+            && self.options == o.options
+            && self.fields == o.fields
+    }
+}
+
+static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl fmt::Debug for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -281,6 +298,7 @@ impl Template {
         let mut slots = [NO_FIELD; SLOT_COUNT];
         fill_slots(&fields, &mut slots);
         Ok(Template {
+            uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             id,
             dialect,
             scope_count,

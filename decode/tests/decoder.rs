@@ -303,18 +303,20 @@ fn v9_uptime_arithmetic_including_wrap() {
     let export = i64::from(T0) * 1_000_000_000;
     assert_eq!(f.start_ns, export - 6_000_000_000);
     assert_eq!(f.end_ns, export - 1_000_000_000);
-    // Uptime 2 s but first/last "negative" (wrapped modulo 2^32): 3 s and 1 s before start.
+    // A second exporter (source id 2) whose uptime is 2 s, with first/last "negative"
+    // (wrapped modulo 2^32): 3 s and 1 s before it started.
+    run(&mut d, a, &v9(0, 2, &[set(0, &tpl(256, &[(22, 4, 0), (21, 4, 0)]))]));
     let mut body = Vec::new();
     body.extend_from_slice(&(u32::MAX - 2_999).to_be_bytes());
     body.extend_from_slice(&(u32::MAX - 999).to_be_bytes());
-    let f = run(&mut d, a, &v9(2_000, 1, &[set(256, &body)]))[0].0;
+    let f = run(&mut d, a, &v9(2_000, 2, &[set(256, &body)]))[0].0;
     assert_eq!(f.start_ns, export - 5_000_000_000);
     assert_eq!(f.end_ns, export - 3_000_000_000);
     // A flow stamped just after the header (clock skew) stays a few ms in the future.
     let mut body = Vec::new();
     body.extend_from_slice(&2_010u32.to_be_bytes());
     body.extend_from_slice(&2_020u32.to_be_bytes());
-    let f = run(&mut d, a, &v9(2_000, 1, &[set(256, &body)]))[0].0;
+    let f = run(&mut d, a, &v9(2_000, 2, &[set(256, &body)]))[0].0;
     assert_eq!(f.end_ns, export + 20_000_000);
 }
 

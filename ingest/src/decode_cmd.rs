@@ -13,7 +13,11 @@ use crate::Format;
 
 pub fn run(path: &Path, format: Format, annotate: bool, include_options: bool) -> Result<ExitCode> {
     let mut reader = PcapReader::open(path)?;
-    let mut decoder = Decoder::new(Limits::default());
+    // A capture may stitch together packets taken days apart: templates do not expire here.
+    let mut decoder = Decoder::new(Limits {
+        template_timeout_ns: None,
+        ..Limits::default()
+    });
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut buf = Vec::with_capacity(4096);
