@@ -665,6 +665,23 @@ impl Decoder {
                 self.stats.error(DecodeError::Limit("fields per template"));
                 continue;
             }
+            // Exporters resend unchanged templates often (every few datagrams): recognise a
+            // refresh from the raw field list, without compiling (which allocates).
+            if let Some(e) = self
+                .scopes
+                .get_mut(&key)
+                .and_then(|s| s.templates.get_mut(&tid))
+            {
+                let t = &e.t;
+                if t.options == options
+                    && t.scope_count == scope_count
+                    && t.fields.len() == self.specs.len()
+                    && t.fields.iter().zip(&self.specs).all(|(f, s)| f.spec == *s)
+                {
+                    e.refreshed_ns = now_ns;
+                    continue;
+                }
+            }
             match Template::compile(tid, dialect, options, scope_count, &self.specs) {
                 // A record of zero bytes would make a data set hold infinitely many.
                 Ok(t) if t.min_len == 0 => self

@@ -270,3 +270,71 @@ fn read_u32(b: &[u8], pos: &mut usize) -> Option<u32> {
     *pos += 4;
     Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::{Dialect, FieldSpec};
+
+    fn key(port: u16, v6: bool) -> ScopeKey {
+        ScopeKey {
+            version: 10,
+            addr: if v6 {
+                "2001:db8::1".parse().expect("addr")
+            } else {
+                "192.0.2.1".parse().expect("addr")
+            },
+            port,
+            domain: 42,
+        }
+    }
+
+    fn tpl(id: u16, n: u16) -> Arc<Template> {
+        let specs: Vec<FieldSpec> = (1..=n)
+            .map(|i| FieldSpec {
+                id: i,
+                pen: 0,
+                len: 4,
+            })
+            .collect();
+        Arc::new(Template::compile(id, Dialect::Ipfix, false, 0, &specs).expect("compiles"))
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let reg = SharedTemplates::new();
+        reg.publish(key(1, false), &tpl(300, 3));
+        reg.publish(key(2, true), &tpl(301, 5));
+        reg.set_meta(
+            key(1, false),
+            ScopeMeta {
+                last_uptime: Some(77),
+                last_sequence: None,
+            },
+        );
+        let dir = std::env::temp_dir().join(format!("sluice-shared-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("templates.bin");
+        reg.save(&path).expect("save");
+        let back = SharedTemplates::load(&path).expect("load");
+        assert_eq!(back.len(), 2);
+        assert_eq!(back.get(&key(2, true), 301).as_deref(), Some(&*tpl(301, 5)));
+        assert_eq!(
+            back.meta(&key(1, false)).and_then(|m| m.last_uptime),
+            Some(77)
+        );
+        // Damage is an error, never a panic; a missing file is an empty registry.
+        let bytes = std::fs::read(&path).expect("read");
+        for cut in 0..bytes.len() {
+            std::fs::write(&path, &bytes[..cut]).expect("write");
+            assert!(SharedTemplates::load(&path).is_err(), "cut at {cut}");
+        }
+        std::fs::remove_file(&path).expect("rm");
+        assert!(SharedTemplates::load(&path)
+            .expect("missing is empty")
+            .is_empty());
+        reg.drop_scope(&key(1, false));
+        assert!(reg.get(&key(1, false), 300).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
