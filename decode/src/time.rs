@@ -9,7 +9,8 @@
 //!   still gives the right instant, and a flow stamped a little after the header does not jump
 //!   49 days back;
 //! - in IPFIX, IE 21/22 are relative to `systemInitTimeMilliseconds` (IE 160), which arrives in
-//!   the record or in options data;
+//!   the record or in options data; a sum that lands after the export time means the 32-bit
+//!   uptime wrapped;
 //! - Cisco NX-OS sends IE 21/22 as 8-byte absolute epoch milliseconds;
 //! - `flowStart/EndDeltaMicroseconds` (158/159) count back from the export time;
 //! - with only a duration (161/162) one end is derived from the other; NSEL event records carry
@@ -98,7 +99,15 @@ fn edge(r: &Record<'_>, e: Edge) -> Option<i64> {
             .filter(|b| !b.is_empty())
             .map(|b| be_uint(b) as i64)
             .or(r.system_init_ms)?;
-        return Some(ms(init.saturating_add(v as i64)));
+        let mut t = ms(init.saturating_add(v as i64));
+        // A 4-byte uptime wraps every 49.7 days, and a probe fed packets older than its own
+        // start writes "negative" uptimes modulo 2^32. A flow cannot end after it was
+        // exported: if the plain sum lands more than an hour past the export time, the
+        // counter wrapped, so step back one period.
+        if b.len() <= 4 && t > export_ns(r).saturating_add(3_600_000_000_000) {
+            t -= ms(1 << 32);
+        }
+        return Some(t);
     }
     if let Some(b) = get(delta) {
         return Some(export_ns(r).saturating_sub((be_uint(b) as i64).saturating_mul(1000)));

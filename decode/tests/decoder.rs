@@ -305,7 +305,11 @@ fn v9_uptime_arithmetic_including_wrap() {
     assert_eq!(f.end_ns, export - 1_000_000_000);
     // A second exporter (source id 2) whose uptime is 2 s, with first/last "negative"
     // (wrapped modulo 2^32): 3 s and 1 s before it started.
-    run(&mut d, a, &v9(0, 2, &[set(0, &tpl(256, &[(22, 4, 0), (21, 4, 0)]))]));
+    run(
+        &mut d,
+        a,
+        &v9(0, 2, &[set(0, &tpl(256, &[(22, 4, 0), (21, 4, 0)]))]),
+    );
     let mut body = Vec::new();
     body.extend_from_slice(&(u32::MAX - 2_999).to_be_bytes());
     body.extend_from_slice(&(u32::MAX - 999).to_be_bytes());
@@ -434,6 +438,11 @@ fn ipfix_uptime_times_use_system_init_time_from_options_data() {
     let f = run(&mut d, a, &ipfix(1, &[set(300, &body)]))[0].0;
     assert_eq!(f.start_ns, (init_ms as i64 + 1_000) * 1_000_000);
     assert_eq!(f.end_ns, (init_ms as i64 + 2_000) * 1_000_000);
+    // "Negative" uptimes (a probe fed packets older than its start) wrap modulo 2^32.
+    let body = [(u32::MAX - 9_999).to_be_bytes(), (u32::MAX - 4_999).to_be_bytes()].concat();
+    let f = run(&mut d, a, &ipfix(1, &[set(300, &body)]))[0].0;
+    assert_eq!(f.start_ns, (init_ms as i64 - 10_000) * 1_000_000);
+    assert_eq!(f.end_ns, (init_ms as i64 - 5_000) * 1_000_000);
 }
 
 #[test]
