@@ -439,7 +439,11 @@ fn ipfix_uptime_times_use_system_init_time_from_options_data() {
     assert_eq!(f.start_ns, (init_ms as i64 + 1_000) * 1_000_000);
     assert_eq!(f.end_ns, (init_ms as i64 + 2_000) * 1_000_000);
     // "Negative" uptimes (a probe fed packets older than its start) wrap modulo 2^32.
-    let body = [(u32::MAX - 9_999).to_be_bytes(), (u32::MAX - 4_999).to_be_bytes()].concat();
+    let body = [
+        (u32::MAX - 9_999).to_be_bytes(),
+        (u32::MAX - 4_999).to_be_bytes(),
+    ]
+    .concat();
     let f = run(&mut d, a, &ipfix(1, &[set(300, &body)]))[0].0;
     assert_eq!(f.start_ns, (init_ms as i64 - 10_000) * 1_000_000);
     assert_eq!(f.end_ns, (init_ms as i64 - 5_000) * 1_000_000);

@@ -1,14 +1,15 @@
 //! `sluice decode`: a capture through the live decoder, documents to stdout.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use sluice_decode::pcap::PcapReader;
 use sluice_decode::{Datagram, Decoder, Limits};
-use sluice_sink::ecs::{self, EncodeOptions};
+use sluice_sink::ecs::EncodeOptions;
 
+use crate::output::DocWriter;
 use crate::Format;
 
 pub fn run(path: &Path, format: Format, annotate: bool, include_options: bool) -> Result<ExitCode> {
@@ -18,17 +19,9 @@ pub fn run(path: &Path, format: Format, annotate: bool, include_options: bool) -
         template_timeout_ns: None,
         ..Limits::default()
     });
-    let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut buf = Vec::with_capacity(4096);
-    let opts = EncodeOptions { annotate };
-    let mut write_err: Option<io::Error> = None;
+    let mut out = DocWriter::new(format, EncodeOptions { annotate });
     let mut datagram_errors = 0u64;
     let mut truncated = 0u64;
-    if format == Format::Csv {
-        ecs::csv_header(&mut buf);
-        buf.push(b'\n');
-    }
     let pstats = reader.for_each_udp(|udp| {
         if udp.truncated {
             truncated += 1;
@@ -40,38 +33,16 @@ pub fn run(path: &Path, format: Format, annotate: bool, include_options: bool) -
             tag: udp.frame,
         };
         let r = decoder.decode(&dg, |rec| {
-            if rec.template.options && !include_options {
-                return;
+            if !rec.template.options || include_options {
+                out.record(rec);
             }
-            let flow = rec.flow();
-            match format {
-                Format::Ndjson => ecs::encode_json(&mut buf, rec, &flow, &opts),
-                Format::Csv => ecs::encode_csv(&mut buf, rec, &flow),
-            }
-            buf.push(b'\n');
         });
         if r.is_err() {
             datagram_errors += 1;
         }
-        if write_err.is_none() && buf.len() >= 1 << 15 {
-            if let Err(e) = out.write_all(&buf) {
-                write_err = Some(e);
-            }
-            buf.clear();
-        }
     })?;
     let held = decoder.finish();
-    if write_err.is_none() {
-        if let Err(e) = out.write_all(&buf).and_then(|_| out.flush()) {
-            write_err = Some(e);
-        }
-    }
-    if let Some(e) = write_err {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            return Ok(ExitCode::SUCCESS);
-        }
-        return Err(e.into());
-    }
+    out.finish()?;
     let st = decoder.stats();
     let mut err = io::stderr().lock();
     writeln!(

@@ -1,8 +1,8 @@
 //! `sluice`: the flow collector binary.
 //!
-//! Subcommands: `decode` (a capture file to documents, offline, through the same decoder the
-//! live collector uses) and `fields` (the document field list). The live collector (`run`),
-//! `dump` and `config` arrive with the live-collector work.
+//! Subcommands: `run` (the collector), `dump` (stored flows for a time range), `decode` (a
+//! capture file to documents, offline, through the same decoder the live collector uses),
+//! `config` (defaults and checks) and `fields` (the document field list).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -11,7 +11,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod batch;
+mod config;
 mod decode_cmd;
+mod dump_cmd;
+mod http;
+mod metrics;
+mod output;
+mod run;
+mod udp;
 
 /// Sluice: a NetFlow v5/v9, IPFIX collector that ships ECS documents.
 #[derive(Parser, Debug)]
@@ -32,6 +40,42 @@ pub enum Format {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Run the collector: UDP 2055 and 4739 on [::], flows kept in ./sluice-data, metrics and
+    /// /healthz on 127.0.0.1:9155 (the embedded defaults; `--config FILE` changes any of it).
+    Run {
+        /// TOML file overriding the embedded defaults (see `sluice config default`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print stored flows for a time range.
+    Dump {
+        /// Start (RFC 3339, or relative like -15m).
+        #[arg(long, allow_hyphen_values = true)]
+        from: Option<String>,
+        /// End, exclusive (RFC 3339, relative, or now). Default: now.
+        #[arg(long, allow_hyphen_values = true)]
+        to: Option<String>,
+        /// The last DURATION up to now (e.g. 15m, 2h); instead of --from/--to.
+        #[arg(long, conflicts_with = "from")]
+        last: Option<String>,
+        /// Filter, e.g. "src ip 10.0.0.0/8 and dst port 443 and not proto udp".
+        #[arg(long = "where")]
+        filter: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Ndjson)]
+        format: Format,
+        /// Config file whose store.data_dir to read (default: the embedded ./sluice-data).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Configuration: print the defaults or check a file.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
     /// Decode every UDP payload of a pcap/pcapng capture and print one document per flow
     /// record. Errors are counted by reason on stderr; exit status 1 if anything failed to
     /// decode.
@@ -56,6 +100,17 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Print the embedded defaults (a complete, commented config file).
+    Default,
+    /// Validate a file; errors name the bad key.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -69,6 +124,46 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
+        Cmd::Run { config } => {
+            let cfg = match &config {
+                Some(p) => config::Config::load(p)?,
+                None => config::Config::defaults(),
+            };
+            run::run(cfg, config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Dump {
+            from,
+            to,
+            last,
+            filter,
+            format,
+            config,
+            data_dir,
+        } => {
+            let cfg = match &config {
+                Some(p) => config::Config::load(p)?,
+                None => config::Config::defaults(),
+            };
+            let dir = data_dir.unwrap_or(cfg.store.data_dir);
+            dump_cmd::run(&dir, from, to, last, filter, format)
+        }
+        Cmd::Config { cmd } => match cmd {
+            ConfigCmd::Default => {
+                io::stdout().write_all(config::DEFAULT_TOML.as_bytes())?;
+                Ok(ExitCode::SUCCESS)
+            }
+            ConfigCmd::Check { file } => match config::Config::load(&file) {
+                Ok(_) => {
+                    println!("{}: ok", file.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("sluice: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            },
+        },
         Cmd::Decode {
             file,
             format,

@@ -5,5 +5,7 @@
 //! `sluice decode`, later the local store and Elasticsearch.
 
 pub mod ecs;
+pub mod filter;
 pub mod schema;
+pub mod store;
 pub mod timefmt;

@@ -111,7 +111,8 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_s;
-    Some(secs * 1_000_000_000 + frac_ns)
+    // Years past 2262 do not fit in i64 nanoseconds: refuse rather than overflow.
+    secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)
 }
 
 #[cfg(test)]
@@ -146,5 +147,6 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("garbage"), None);
+        assert_eq!(parse_rfc3339("3000-01-01T00:00:00Z"), None);
     }
 }

@@ -143,6 +143,7 @@
 
 #![allow(dead_code)]
 
+pub mod collector;
 pub mod nfparser;
 pub mod norm;
 pub mod pcap;

@@ -1,0 +1,421 @@
+//! Configuration: the embedded defaults (`sluice.default.toml`), overridden by a TOML file
+//! given with `--config`. Unknown keys are errors that name the key; values are checked at
+//! start-up so a bad file fails before any socket is bound.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The defaults, as shipped.
+pub const DEFAULT_TOML: &str = include_str!("sluice.default.toml");
+
+/// A duration written as `500ms`, `30s`, `15m`, `2h`, `7d`, `1h30m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `500ms`, `30s`, `15m`, `2h`, `7d`, `1w` and sums like `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total: u128 = 0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("bad duration {s:?}: expected a number"));
+        }
+        let n: u128 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("bad duration {s:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let ns: u128 = match unit {
+            "ns" => 1,
+            "us" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "d" => 86_400_000_000_000,
+            "w" => 604_800_000_000_000,
+            _ => {
+                return Err(format!(
+                    "bad duration {s:?}: unit must be ms, s, m, h, d or w"
+                ))
+            }
+        };
+        total = total
+            .checked_add(n.checked_mul(ns).ok_or("duration too long")?)
+            .ok_or("duration too long")?;
+    }
+    let total = u64::try_from(total).map_err(|_| "duration too long".to_string())?;
+    Ok(Duration::from_nanos(total))
+}
+
+/// A size written as `512KiB`, `32MiB`, `10GiB`, `1000`, `0B`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanSize(pub u64);
+
+impl<'de> Deserialize<'de> for HumanSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(HumanSize(n)),
+            Raw::S(s) => parse_size(&s)
+                .map(HumanSize)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses a byte size with an optional binary (KiB, MiB, GiB, TiB) or decimal (KB, MB, GB,
+/// TB) unit.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    if digits == 0 {
+        return Err(format!("bad size {s:?}: expected a number"));
+    }
+    let n: u64 = t[..digits].parse().map_err(|_| format!("bad size {s:?}"))?;
+    let mult: u64 = match t[digits..].trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        u => return Err(format!("bad size {s:?}: unknown unit {u:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} too large"))
+}
+
+/// Protocols a listener decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// NetFlow v5, v9 and IPFIX, by the version field.
+    Netflow,
+}
+
+/// One UDP listener.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Name used as the `listener` metric label.
+    pub name: String,
+    /// Address and port; `[::]` is dual-stack.
+    pub address: SocketAddr,
+    /// What it decodes.
+    pub protocol: Protocol,
+}
+
+/// `[receive]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Receive {
+    /// Receive threads; 0 = one per core.
+    pub workers: usize,
+    /// Requested SO_RCVBUF.
+    pub recv_buffer: HumanSize,
+    /// Datagrams per recvmmsg.
+    pub batch: usize,
+}
+
+impl Default for Receive {
+    fn default() -> Self {
+        Receive {
+            workers: 0,
+            recv_buffer: HumanSize(32 << 20),
+            batch: 64,
+        }
+    }
+}
+
+/// `[decode]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Decode {
+    /// Template expiry.
+    pub template_timeout: HumanDuration,
+    /// Templates per exporter scope.
+    pub max_templates_per_exporter: usize,
+    /// Held data per exporter scope.
+    pub max_held_bytes_per_exporter: HumanSize,
+    /// Exporter scopes per receive thread.
+    pub max_exporters: usize,
+}
+
+impl Default for Decode {
+    fn default() -> Self {
+        Decode {
+            template_timeout: HumanDuration(Duration::from_secs(7200)),
+            max_templates_per_exporter: 1024,
+            max_held_bytes_per_exporter: HumanSize(256 << 10),
+            max_exporters: 16_384,
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Store {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Partition length.
+    pub partition: HumanDuration,
+    /// Retention by age; 0 keeps everything.
+    pub retention: HumanDuration,
+    /// Retention by size; 0 is no limit.
+    pub max_size: HumanSize,
+    /// Flush interval.
+    pub flush_interval: HumanDuration,
+    /// zstd level.
+    pub zstd_level: i32,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            data_dir: PathBuf::from("./sluice-data"),
+            partition: HumanDuration(Duration::from_secs(3600)),
+            retention: HumanDuration(Duration::from_secs(7 * 86_400)),
+            max_size: HumanSize(0),
+            flush_interval: HumanDuration(Duration::from_secs(1)),
+            zstd_level: 3,
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Address of /metrics and /healthz.
+    pub address: SocketAddr,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            address: SocketAddr::from(([127, 0, 0, 1], 9155)),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// UDP listeners.
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<Listener>,
+    /// Receive settings.
+    #[serde(default)]
+    pub receive: Receive,
+    /// Decoder settings.
+    #[serde(default)]
+    pub decode: Decode,
+    /// Local store.
+    #[serde(default)]
+    pub store: Store,
+    /// Metrics endpoint.
+    #[serde(default)]
+    pub metrics: Metrics,
+}
+
+/// A configuration error with the file it came from.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// The embedded defaults.
+    pub fn defaults() -> Config {
+        match Self::parse(DEFAULT_TOML, "embedded defaults") {
+            Ok(c) => c,
+            // The defaults are checked by a test; a broken build must not start.
+            Err(e) => panic!("embedded defaults do not parse: {e}"),
+        }
+    }
+
+    /// Parses a TOML text: a file gives only the keys it changes; tables it names replace the
+    /// defaults key by key, and `[[listener]]` tables, if any, replace the default listeners.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        let cfg = if cfg.listeners.is_empty() && origin != "embedded defaults" {
+            Config {
+                listeners: Self::defaults().listeners,
+                ..cfg
+            }
+        } else {
+            cfg
+        };
+        cfg.validate()
+            .map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Checks values serde cannot: each error names its key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.listeners.is_empty() {
+            return Err("listener: at least one listener is needed".into());
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.name.is_empty()
+                || !l
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(format!(
+                    "listener[{i}].name: use letters, digits, '_' or '-'"
+                ));
+            }
+            if self.listeners[..i].iter().any(|o| o.name == l.name) {
+                return Err(format!("listener[{i}].name: {:?} is used twice", l.name));
+            }
+            if self.listeners[..i].iter().any(|o| o.address == l.address) {
+                return Err(format!(
+                    "listener[{i}].address: {} is used twice",
+                    l.address
+                ));
+            }
+        }
+        if self.receive.batch == 0 || self.receive.batch > 1024 {
+            return Err("receive.batch: must be 1 to 1024".into());
+        }
+        if self.receive.workers > 256 {
+            return Err("receive.workers: at most 256".into());
+        }
+        if self.decode.max_templates_per_exporter == 0 {
+            return Err("decode.max_templates_per_exporter: must be at least 1".into());
+        }
+        if self.decode.max_exporters == 0 {
+            return Err("decode.max_exporters: must be at least 1".into());
+        }
+        if self.store.partition.0 < Duration::from_secs(60) {
+            return Err("store.partition: at least 1m".into());
+        }
+        if self.store.flush_interval.0.is_zero()
+            || self.store.flush_interval.0 > Duration::from_secs(60)
+        {
+            return Err("store.flush_interval: between 1ms and 60s".into());
+        }
+        if !(1..=19).contains(&self.store.zstd_level) {
+            return Err("store.zstd_level: 1 to 19".into());
+        }
+        Ok(())
+    }
+
+    /// Receive threads to start.
+    pub fn workers(&self) -> usize {
+        match self.receive.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_match_the_documented_values() {
+        let c = Config::defaults();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners[0].address, "[::]:2055".parse().expect("addr"));
+        assert_eq!(c.listeners[1].address, "[::]:4739".parse().expect("addr"));
+        assert_eq!(c.store.data_dir, PathBuf::from("./sluice-data"));
+        assert_eq!(c.metrics.address, "127.0.0.1:9155".parse().expect("addr"));
+        // The struct defaults agree with the embedded file, so a partial file means the same
+        // thing whichever way a value was left out.
+        assert_eq!(c.receive, Receive::default());
+        assert_eq!(c.decode, Decode::default());
+        assert_eq!(c.store, Store::default());
+        assert_eq!(c.metrics, Metrics::default());
+    }
+
+    #[test]
+    fn a_partial_file_keeps_the_other_defaults() {
+        let c = Config::parse("[store]\ndata_dir = \"/tmp/x\"\n", "t").expect("parses");
+        assert_eq!(c.store.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(
+            c.store.retention,
+            HumanDuration(Duration::from_secs(7 * 86_400))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::parse("[store]\ndata_dri = \"x\"\n", "f.toml").expect_err("unknown key");
+        assert!(e.0.contains("data_dri"), "{e}");
+        let e = Config::parse("[receive]\nbatch = 0\n", "f.toml").expect_err("bad value");
+        assert!(e.0.contains("receive.batch"), "{e}");
+        let e = Config::parse("[store]\nretention = \"7 days\"\n", "f.toml").expect_err("bad dur");
+        assert!(e.0.contains("retention"), "{e}");
+        let e = Config::parse(
+            "[[listener]]\nname = \"a\"\naddress = \"x\"\nprotocol = \"netflow\"\n",
+            "f.toml",
+        )
+        .expect_err("bad address");
+        assert!(e.0.contains("address"), "{e}");
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5y").is_err());
+        assert_eq!(parse_size("32MiB"), Ok(32 << 20));
+        assert_eq!(parse_size("0B"), Ok(0));
+        assert!(parse_size("12 parsecs").is_err());
+    }
+}

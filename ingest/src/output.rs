@@ -1,0 +1,77 @@
+//! Documents to stdout for `decode` and `dump`: encoding into a reused buffer, written in
+//! large chunks; a closed pipe (`| head`) ends the output quietly.
+
+use std::io::{self, BufWriter, StdoutLock, Write};
+
+use sluice_decode::{Flow, Record};
+use sluice_sink::ecs::{self, EncodeOptions};
+
+use crate::Format;
+
+/// Encodes records as NDJSON or CSV onto stdout.
+pub struct DocWriter {
+    out: BufWriter<StdoutLock<'static>>,
+    buf: Vec<u8>,
+    format: Format,
+    opts: EncodeOptions,
+    err: Option<io::Error>,
+}
+
+impl DocWriter {
+    /// A writer; CSV starts with its header line.
+    pub fn new(format: Format, opts: EncodeOptions) -> DocWriter {
+        let mut buf = Vec::with_capacity(1 << 16);
+        if format == Format::Csv {
+            ecs::csv_header(&mut buf);
+            buf.push(b'\n');
+        }
+        DocWriter {
+            out: BufWriter::with_capacity(1 << 16, io::stdout().lock()),
+            buf,
+            format,
+            opts,
+            err: None,
+        }
+    }
+
+    /// Whether writing has failed (stop producing).
+    pub fn failed(&self) -> bool {
+        self.err.is_some()
+    }
+
+    /// Encodes one record.
+    pub fn record(&mut self, r: &Record<'_>) {
+        self.record_with(r, &r.flow());
+    }
+
+    /// Encodes one record whose flow view the caller already has.
+    pub fn record_with(&mut self, r: &Record<'_>, flow: &Flow) {
+        if self.err.is_some() {
+            return;
+        }
+        match self.format {
+            Format::Ndjson => ecs::encode_json(&mut self.buf, r, flow, &self.opts),
+            Format::Csv => ecs::encode_csv(&mut self.buf, r, flow),
+        }
+        self.buf.push(b'\n');
+        if self.buf.len() >= 1 << 15 {
+            if let Err(e) = self.out.write_all(&self.buf) {
+                self.err = Some(e);
+            }
+            self.buf.clear();
+        }
+    }
+
+    /// Writes what is left. A reader that went away (broken pipe) is not an error.
+    pub fn finish(mut self) -> io::Result<()> {
+        if self.err.is_none() {
+            if let Err(e) = self.out.write_all(&self.buf).and_then(|_| self.out.flush()) {
+                self.err = Some(e);
+            }
+        }
+        match self.err {
+            Some(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,595 @@
+//! `sluice run`: the live collector.
+//!
+//! Threads:
+//! - one receive thread per worker (default: per core), each with its own SO_REUSEPORT socket
+//!   per listener, its own [`Decoder`] (template cache) and its own batches. Decoding happens on
+//!   the thread that received the datagram. Templates are published to a registry shared by
+//!   all workers and saved to `templates.bin` (see `sluice_decode::shared`);
+//! - the store thread: writes batches to the local store, flushes every `flush_interval`,
+//!   applies retention, saves the template registry, returns batches to their worker;
+//! - the HTTP thread for `/metrics` and `/healthz`.
+//!
+//! Receive threads never block on the store: when its queue is full they drop the batch and
+//! count the records in `sluice_pipeline_dropped_records_total`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{bounded, Receiver as ChanRx, Sender as ChanTx, TrySendError};
+use sluice_decode::{Datagram, Decoder, Limits, SharedTemplates};
+use sluice_sink::store::{StoreConfig, StoreWriter};
+
+use crate::batch::Batch;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::udp::{ListenOptions, Receiver};
+
+/// Records per batch before it is handed to the store.
+const BATCH_RECORDS: usize = 4096;
+/// A partly filled batch is handed on after this long, which bounds the latency to the store.
+const BATCH_MAX_AGE: Duration = Duration::from_millis(200);
+/// Batches queued per worker before receive threads start dropping.
+const QUEUE_PER_WORKER: usize = 64;
+
+/// Log to stderr with a UTC timestamp.
+macro_rules! log {
+    ($($arg:tt)*) => {{
+        let mut ts = Vec::new();
+        sluice_sink::timefmt::write_rfc3339(&mut ts, crate::run::now_ns());
+        eprintln!("{} sluice: {}", String::from_utf8_lossy(&ts), format!($($arg)*));
+    }};
+}
+
+/// Wall clock, ns since the Unix epoch.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn store_config(cfg: &Config) -> StoreConfig {
+    let s = &cfg.store;
+    StoreConfig {
+        dir: s.data_dir.join("flows"),
+        partition_secs: s.partition.0.as_secs().max(60),
+        max_age_secs: (!s.retention.0.is_zero()).then(|| s.retention.0.as_secs().max(1)),
+        max_bytes: (s.max_size.0 > 0).then_some(s.max_size.0),
+        zstd_level: s.zstd_level,
+        ..StoreConfig::default()
+    }
+}
+
+fn limits(cfg: &Config) -> Limits {
+    let d = &cfg.decode;
+    Limits {
+        max_scopes: d.max_exporters,
+        max_templates: d.max_templates_per_exporter,
+        max_held_bytes: d.max_held_bytes_per_exporter.0 as usize,
+        template_timeout_ns: (!d.template_timeout.0.is_zero())
+            .then(|| d.template_timeout.0.as_nanos().min(i64::MAX as u128) as i64),
+        ..Limits::default()
+    }
+}
+
+/// Settings the store thread re-reads on SIGHUP.
+#[derive(Clone, Debug)]
+struct Live {
+    flush_interval: Duration,
+    store: StoreConfig,
+}
+
+/// Runs until SIGINT/SIGTERM.
+pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
+    let data_dir = cfg.store.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let tpl_path = data_dir.join("templates.bin");
+    let shared = match SharedTemplates::load(&tpl_path) {
+        Ok(s) => {
+            if !s.is_empty() {
+                log!("loaded {} templates from {}", s.len(), tpl_path.display());
+            }
+            s
+        }
+        Err(e) => {
+            log!("ignoring saved templates: {e}; they return with the exporters' next refresh");
+            SharedTemplates::new()
+        }
+    };
+
+    let metrics = Metrics::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let healthy = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("signal handler")?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+        .context("signal handler")?;
+
+    let workers = cfg.workers();
+    // Bind every socket before starting anything, so a port in use fails start-up cleanly.
+    let mut sockets: Vec<Vec<(usize, Receiver)>> = Vec::with_capacity(workers);
+    for w in 0..workers {
+        let mut mine = Vec::new();
+        for (li, l) in cfg.listeners.iter().enumerate() {
+            let opts = ListenOptions {
+                addr: l.address,
+                reuse_port: true,
+                recv_buffer: cfg.receive.recv_buffer.0 as usize,
+                batch: cfg.receive.batch,
+                ..ListenOptions::default()
+            };
+            let rx = Receiver::bind(&opts)
+                .with_context(|| format!("listener {} on {}", l.name, l.address))?;
+            let granted = rx.granted_recv_buffer();
+            metrics
+                .recv_buffer
+                .with_label_values(&[&l.name, &w.to_string()])
+                .set(granted as i64);
+            if w == 0 {
+                log!(
+                    "listener {} on {} ({} workers), receive buffer requested {} granted {}",
+                    l.name,
+                    rx.local_addr().map_or(l.address, |a| a),
+                    workers,
+                    cfg.receive.recv_buffer.0,
+                    granted
+                );
+            }
+            mine.push((li, rx));
+        }
+        sockets.push(mine);
+    }
+
+    let (http_addr, http) = crate::http::serve(
+        cfg.metrics.address,
+        metrics.clone(),
+        Arc::clone(&healthy),
+        Arc::clone(&stop),
+    )
+    .with_context(|| format!("metrics endpoint on {}", cfg.metrics.address))?;
+    log!("metrics and health on http://{http_addr}/metrics");
+
+    let live = Arc::new(Mutex::new(Live {
+        flush_interval: cfg.store.flush_interval.0,
+        store: store_config(&cfg),
+    }));
+    let writer = StoreWriter::open(store_config(&cfg)).context("opening the local store")?;
+
+    let (to_store, from_workers) = bounded::<Batch>(QUEUE_PER_WORKER * workers);
+    let mut returns: Vec<ChanTx<Batch>> = Vec::new();
+    let mut worker_threads = Vec::new();
+    for (w, socks) in sockets.into_iter().enumerate() {
+        let (ret_tx, ret_rx) = bounded::<Batch>(QUEUE_PER_WORKER + 4);
+        returns.push(ret_tx);
+        let ctx = WorkerCtx {
+            id: w,
+            names: cfg.listeners.iter().map(|l| l.name.clone()).collect(),
+            decoder: Decoder::with_shared(limits(&cfg), Arc::clone(&shared)),
+            metrics: metrics.clone(),
+            stop: Arc::clone(&stop),
+            to_store: to_store.clone(),
+            free: ret_rx,
+        };
+        worker_threads.push(
+            std::thread::Builder::new()
+                .name(format!("sluice-rx-{w}"))
+                .spawn(move || worker(ctx, socks))?,
+        );
+    }
+    drop(to_store);
+
+    let store_thread = {
+        let metrics = metrics.clone();
+        let live = Arc::clone(&live);
+        let shared = Arc::clone(&shared);
+        let tpl_path = tpl_path.clone();
+        std::thread::Builder::new()
+            .name("sluice-store".into())
+            .spawn(move || {
+                store_loop(
+                    writer,
+                    from_workers,
+                    returns,
+                    metrics,
+                    live,
+                    shared,
+                    tpl_path,
+                )
+            })?
+    };
+
+    metrics.up.set(1);
+    healthy.store(true, Ordering::Relaxed);
+    log!("running; data in {}", data_dir.display());
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if reload.swap(false, Ordering::Relaxed) {
+            apply_reload(&cfg, config_path.as_deref(), &live);
+        }
+    }
+    log!("stopping: flushing batches and the store");
+    healthy.store(false, Ordering::Relaxed);
+    for t in worker_threads {
+        let _ = t.join();
+    }
+    match store_thread.join() {
+        Ok(Ok(n)) => log!("stopped; {n} records stored in this run"),
+        Ok(Err(e)) => log!("store thread ended with an error: {e:#}"),
+        Err(_) => log!("store thread panicked"),
+    }
+    if let Err(e) = shared.save(&tpl_path) {
+        log!("saving templates to {}: {e}", tpl_path.display());
+    }
+    metrics.up.set(0);
+    let _ = http.join();
+    Ok(())
+}
+
+/// SIGHUP: re-reads the file; what can change without dropping sockets is applied (store
+/// retention, size limit, flush interval), the rest is reported as needing a restart.
+fn apply_reload(old: &Config, path: Option<&std::path::Path>, live: &Mutex<Live>) {
+    let Some(path) = path else {
+        log!("SIGHUP: running on embedded defaults, nothing to reload");
+        return;
+    };
+    let new = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            log!("SIGHUP: keeping the running configuration: {e}");
+            return;
+        }
+    };
+    let mut g = match live.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    g.flush_interval = new.store.flush_interval.0;
+    let sc = store_config(&new);
+    g.store.max_age_secs = sc.max_age_secs;
+    g.store.max_bytes = sc.max_bytes;
+    log!(
+        "SIGHUP: reloaded {}: retention {:?}, max size {:?}, flush interval {:?}",
+        path.display(),
+        g.store.max_age_secs,
+        g.store.max_bytes,
+        g.flush_interval
+    );
+    if new.listeners != old.listeners
+        || new.receive != old.receive
+        || new.decode != old.decode
+        || new.metrics != old.metrics
+        || new.store.data_dir != old.store.data_dir
+    {
+        log!("SIGHUP: listener, receive, decode, metrics and data_dir changes take effect after a restart");
+    }
+}
+
+struct WorkerCtx {
+    id: usize,
+    names: Vec<String>,
+    decoder: Decoder,
+    metrics: Metrics,
+    stop: Arc<AtomicBool>,
+    to_store: ChanTx<Batch>,
+    free: ChanRx<Batch>,
+}
+
+/// Counters a worker keeps locally and adds to the metric families about once a second.
+#[derive(Default)]
+struct Cells {
+    packets: Vec<u64>,
+    bytes: Vec<u64>,
+    truncated: Vec<u64>,
+    dropped: u64,
+}
+
+fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
+    let nl = ctx.names.len();
+    let mut cells = Cells {
+        packets: vec![0; nl],
+        bytes: vec![0; nl],
+        truncated: vec![0; nl],
+        dropped: 0,
+    };
+    let mut last_drops: Vec<u64> = vec![0; socks.len()];
+    let mut last_recv_errors: Vec<u64> = vec![0; socks.len()];
+    let mut last_errors: HashMap<&'static str, u64> = HashMap::new();
+    let mut last_stats = sluice_decode::DecodeStats::default();
+    let mut batch = Batch::new(ctx.id, BATCH_RECORDS);
+    let mut batch_started = Instant::now();
+    let mut last_publish = Instant::now();
+    let mut last_meta = Instant::now();
+    let mut last_expire = Instant::now();
+    let mut pollfds: Vec<libc::pollfd> = socks
+        .iter()
+        .map(|(_, r)| libc::pollfd {
+            fd: r.raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        let stopping = ctx.stop.load(Ordering::Relaxed);
+        if !stopping {
+            for p in pollfds.iter_mut() {
+                p.revents = 0;
+            }
+            // SAFETY: `pollfds` is a valid, initialised array of `pollfd` of the given length,
+            // alive for the whole call.
+            let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 50) };
+            if n > 0 {
+                for (i, (li, rx)) in socks.iter_mut().enumerate() {
+                    if pollfds[i].revents == 0 {
+                        continue;
+                    }
+                    // Drain what is there now, a bounded number of batches per wake-up so
+                    // that one busy socket cannot starve the others.
+                    for _ in 0..16 {
+                        let got = match rx.recv(Duration::ZERO) {
+                            Ok(n) => n,
+                            Err(e) => {
+                                log!(
+                                    "worker {}: receive error on {}: {e}",
+                                    ctx.id,
+                                    ctx.names[*li]
+                                );
+                                0
+                            }
+                        };
+                        if got == 0 {
+                            break;
+                        }
+                        let recv_ns = now_ns();
+                        for dg in rx.datagrams() {
+                            cells.packets[*li] += 1;
+                            cells.bytes[*li] += dg.len as u64;
+                            if dg.truncated {
+                                cells.truncated[*li] += 1;
+                                continue;
+                            }
+                            let d = Datagram {
+                                src: dg.src,
+                                receive_time_ns: recv_ns,
+                                payload: dg.payload,
+                                tag: 0,
+                            };
+                            let b = &mut batch;
+                            let _ = ctx.decoder.decode(&d, |r| {
+                                if !r.template.options {
+                                    b.push(r);
+                                }
+                            });
+                        }
+                        if let Some(total) = rx.kernel_drops() {
+                            if total > last_drops[i] {
+                                ctx.metrics
+                                    .kernel_drops
+                                    .with_label_values(&[&ctx.names[*li]])
+                                    .inc_by(total - last_drops[i]);
+                                last_drops[i] = total;
+                            }
+                        }
+                        let errs = rx.recv_errors();
+                        if errs > last_recv_errors[i] {
+                            ctx.metrics
+                                .recv_errors
+                                .with_label_values(&[&ctx.names[*li]])
+                                .inc_by(errs - last_recv_errors[i]);
+                            last_recv_errors[i] = errs;
+                        }
+                        if batch.len() >= BATCH_RECORDS {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let due = batch.len() >= BATCH_RECORDS
+            || (!batch.is_empty() && batch_started.elapsed() >= BATCH_MAX_AGE)
+            || (stopping && !batch.is_empty());
+        if due {
+            let next = ctx
+                .free
+                .try_recv()
+                .unwrap_or_else(|_| Batch::new(ctx.id, BATCH_RECORDS));
+            let full = std::mem::replace(&mut batch, next);
+            if let Err(TrySendError::Full(mut b) | TrySendError::Disconnected(mut b)) =
+                ctx.to_store.try_send(full)
+            {
+                cells.dropped += b.len() as u64;
+                b.reset();
+                batch = b;
+            }
+            batch_started = Instant::now();
+        }
+        if batch.is_empty() {
+            batch_started = Instant::now();
+        }
+        if stopping || last_publish.elapsed() >= Duration::from_secs(1) {
+            publish(&ctx, &mut cells, &mut last_stats, &mut last_errors);
+            last_publish = Instant::now();
+        }
+        if stopping || last_meta.elapsed() >= Duration::from_secs(5) {
+            ctx.decoder.publish_meta();
+            last_meta = Instant::now();
+        }
+        if last_expire.elapsed() >= Duration::from_secs(30) {
+            ctx.decoder.expire(now_ns());
+            last_expire = Instant::now();
+        }
+        if stopping {
+            break;
+        }
+    }
+}
+
+fn publish(
+    ctx: &WorkerCtx,
+    cells: &mut Cells,
+    last: &mut sluice_decode::DecodeStats,
+    last_errors: &mut HashMap<&'static str, u64>,
+) {
+    let m = &ctx.metrics;
+    for (i, name) in ctx.names.iter().enumerate() {
+        m.packets
+            .with_label_values(&[name])
+            .inc_by(cells.packets[i]);
+        m.bytes.with_label_values(&[name]).inc_by(cells.bytes[i]);
+        m.truncated
+            .with_label_values(&[name])
+            .inc_by(cells.truncated[i]);
+        cells.packets[i] = 0;
+        cells.bytes[i] = 0;
+        cells.truncated[i] = 0;
+    }
+    m.pipeline_dropped.inc_by(cells.dropped);
+    cells.dropped = 0;
+    let st = ctx.decoder.stats();
+    for (reason, n) in &st.errors {
+        let prev = last_errors.entry(reason).or_default();
+        if *n > *prev {
+            m.decode_errors
+                .with_label_values(&[reason])
+                .inc_by(*n - *prev);
+            *prev = *n;
+        }
+    }
+    let d = |now: u64, before: u64| now.saturating_sub(before);
+    m.records_decoded
+        .with_label_values(&["flow"])
+        .inc_by(d(st.flow_records, last.flow_records));
+    m.records_decoded
+        .with_label_values(&["options"])
+        .inc_by(d(st.options_records, last.options_records));
+    for (ev, now, before) in [
+        ("learned", st.templates_learned, last.templates_learned),
+        (
+            "withdrawn",
+            st.templates_withdrawn,
+            last.templates_withdrawn,
+        ),
+        ("expired", st.templates_expired, last.templates_expired),
+        ("cross_core", st.cross_core_hits, last.cross_core_hits),
+    ] {
+        m.template_events
+            .with_label_values(&[ev])
+            .inc_by(d(now, before));
+    }
+    m.exporter_restarts
+        .inc_by(d(st.exporter_restarts, last.exporter_restarts));
+    *last = st.clone();
+    // The gauge is shared by all workers: each adds its own cache size change.
+    let _ = ctx.id;
+    for (k, e) in ctx.decoder.exporters() {
+        let unit = if k.version == 9 { "packets" } else { "records" };
+        m.exporter_missing
+            .with_label_values(&[
+                &k.addr.to_string(),
+                &k.version.to_string(),
+                &k.domain.to_string(),
+                unit,
+            ])
+            .set(e.missing as i64);
+    }
+}
+
+fn store_loop(
+    mut writer: StoreWriter,
+    rx: ChanRx<Batch>,
+    returns: Vec<ChanTx<Batch>>,
+    metrics: Metrics,
+    live: Arc<Mutex<Live>>,
+    shared: Arc<SharedTemplates>,
+    tpl_path: PathBuf,
+) -> Result<u64> {
+    let mut scratch = Vec::new();
+    let mut last_flush = Instant::now();
+    let mut last_retention = Instant::now();
+    let mut last_save = Instant::now();
+    let mut saved_generation = shared.generation();
+    let mut stored = 0u64;
+    let mut errors: HashMap<&'static str, u64> = HashMap::new();
+    let mut templates_gauge = 0usize;
+    loop {
+        let settings = match live.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let wait = settings
+            .flush_interval
+            .saturating_sub(last_flush.elapsed())
+            .max(Duration::from_millis(1));
+        let (batch, closed) = match rx.recv_timeout(wait) {
+            Ok(b) => (Some(b), false),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => (None, false),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => (None, true),
+        };
+        if let Some(mut b) = batch {
+            let now = now_ns();
+            let mut failed = None;
+            b.for_each(&mut scratch, |r| {
+                if failed.is_none() {
+                    if let Err(e) = writer.append(r, now) {
+                        failed = Some(e);
+                    }
+                }
+            });
+            if let Some(e) = failed {
+                *errors.entry(e.reason()).or_default() += 1;
+                metrics.store_errors.with_label_values(&[e.reason()]).inc();
+            }
+            let core = b.core;
+            b.reset();
+            if let Some(ret) = returns.get(core) {
+                let _ = ret.try_send(b);
+            }
+        }
+        if closed || last_flush.elapsed() >= settings.flush_interval {
+            match writer.flush() {
+                Ok(n) => {
+                    stored += n;
+                    metrics.records_stored.inc_by(n);
+                }
+                Err(e) => metrics.store_errors.with_label_values(&[e.reason()]).inc(),
+            }
+            let st = writer.stats();
+            metrics.store_bytes.set(st.bytes_on_disk as i64);
+            metrics.store_segments.set(st.segments as i64);
+            metrics.store_partitions.set(st.partitions as i64);
+            let t = shared.len();
+            if t != templates_gauge {
+                metrics.templates_cached.set(t as i64);
+                templates_gauge = t;
+            }
+            last_flush = Instant::now();
+        }
+        if last_retention.elapsed() >= Duration::from_secs(60) {
+            writer.set_retention(settings.store.max_age_secs, settings.store.max_bytes);
+            if let Err(e) = writer.enforce_retention(now_ns()) {
+                metrics.store_errors.with_label_values(&[e.reason()]).inc();
+            }
+            last_retention = Instant::now();
+        }
+        if closed || last_save.elapsed() >= Duration::from_secs(5) {
+            let g = shared.generation();
+            if g != saved_generation || closed {
+                if let Err(e) = shared.save(&tpl_path) {
+                    log!("saving templates: {e}");
+                } else {
+                    saved_generation = g;
+                }
+            }
+            last_save = Instant::now();
+        }
+        if closed {
+            writer.sync().context("syncing the store")?;
+            return Ok(stored);
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Every key of every document decoded from the shared captures is in the field table (the
+//! one that drives docs/fields.md and, later, the index template), or matches one of the
+//! documented dynamic patterns. And every ECS field of the table shows up in some document.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn flatten(prefix: &str, v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&p, v, out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_string());
+        }
+    }
+}
+
+#[test]
+fn document_keys_are_in_the_field_table() {
+    let table: BTreeSet<String> = sluice_sink::schema::all_fields()
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    let mut seen = BTreeSet::new();
+    for f in common::flow_captures(&common::captures_dir()) {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("decode")
+            .arg("--include-options")
+            .arg(&f)
+            .output()
+            .expect("run sluice");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: Value = serde_json::from_str(line).expect("json");
+            flatten("", &v, &mut seen);
+        }
+    }
+    let dynamic = |k: &str| k.starts_with("netflow.enterprise_") || k.starts_with("netflow.scope_");
+    let unknown: Vec<&String> = seen
+        .iter()
+        .filter(|k| !table.contains(*k) && !dynamic(k))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "keys missing from the field table: {unknown:?}"
+    );
+    let unused: Vec<&str> = sluice_sink::schema::ECS_FIELDS
+        .iter()
+        .map(|f| f.path)
+        .filter(|p| !seen.contains(*p))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "ECS fields no capture produces: {unused:?}"
+    );
+    assert!(seen.len() > 150, "only {} distinct keys", seen.len());
+}

@@ -1,0 +1,327 @@
+//! [`StoreReader`]: time-range scans over partitions, segments and blocks.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use sluice_decode::record::spans_of;
+use sluice_decode::time::export_ns;
+use sluice_decode::Record;
+
+use super::block::{decode_block, DecodedBlock};
+use super::error::StoreError;
+use super::format::{
+    block_header_len, parse_block_header, parse_segment_header, segment_name, BLOCK_FIXED_LEN,
+    BLOCK_ZSTD, SEGMENT_HEADER_LEN,
+};
+use super::retention::{list_partitions, list_segments};
+
+/// Read buffer: large enough that skipping a pruned block's payload usually stays inside it
+/// (a seek, not a read), small enough to not matter per scan.
+const READ_BUFFER: usize = 64 << 10;
+
+/// What one scan saw. Corrupt and torn data is counted here, never returned as an error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Partition directories visited.
+    pub partitions: u64,
+    /// Segment files opened.
+    pub segments: u64,
+    /// Blocks decompressed and decoded.
+    pub blocks_read: u64,
+    /// Blocks skipped by their time range without reading their payload.
+    pub blocks_pruned: u64,
+    /// Blocks skipped because their payload fails its checksum or does not decode.
+    pub blocks_corrupt: u64,
+    /// Blocks skipped because they need a column or compression this reader does not know.
+    pub blocks_unsupported: u64,
+    /// Segments that ended in a torn or in-progress block (short header, bad header checksum,
+    /// payload past the end of the file): the scan of that segment stopped there.
+    pub torn_tails: u64,
+    /// Bytes after the last complete block of those segments.
+    pub torn_bytes: u64,
+    /// Segments skipped whole: bad segment header.
+    pub segments_corrupt: u64,
+    /// Segments skipped whole: written by a newer format version.
+    pub segments_unsupported: u64,
+    /// Segments listed but removed (by retention) before they could be opened.
+    pub segments_vanished: u64,
+    /// Records handed to the callback.
+    pub records: u64,
+    /// Records in range whose bytes do not fit their template (never written by a correct
+    /// writer; counted rather than handed out).
+    pub records_skipped: u64,
+}
+
+/// Reads a store directory. Holds nothing open between scans.
+#[derive(Clone, Debug)]
+pub struct StoreReader {
+    dir: PathBuf,
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Per-scan scratch buffers, reused from block to block.
+struct Scratch {
+    payload: Vec<u8>,
+    raw: Vec<u8>,
+    spans: Vec<(u32, u32)>,
+    decompressor: zstd::bulk::Decompressor<'static>,
+}
+
+impl StoreReader {
+    /// A reader of the store at `dir`, which must exist.
+    pub fn open(dir: &Path) -> Result<StoreReader, StoreError> {
+        if !dir.is_dir() {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::NotFound,
+                "store directory not found",
+            )));
+        }
+        Ok(StoreReader {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Calls `f` for every stored record whose @timestamp
+    /// (`sluice_decode::time::export_ns`) is in `[from_ns, to_ns)`: partitions in time order,
+    /// segments in sequence order, records in write order within a segment. Works while a
+    /// writer appends: only complete, checksummed blocks are read; a torn or in-progress tail
+    /// ends that segment quietly and is counted. Only I/O errors other than a file vanishing
+    /// are returned.
+    pub fn scan<F: FnMut(&Record<'_>)>(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+        mut f: F,
+    ) -> Result<ScanStats, StoreError> {
+        let mut st = ScanStats::default();
+        if from_ns >= to_ns {
+            return Ok(st);
+        }
+        let mut scratch = Scratch {
+            payload: Vec::new(),
+            raw: Vec::new(),
+            spans: Vec::new(),
+            decompressor: zstd::bulk::Decompressor::new().map_err(StoreError::Compression)?,
+        };
+        for (name, _) in list_partitions(&self.dir)? {
+            st.partitions += 1;
+            let pdir = self.dir.join(&name);
+            for (seq, _) in list_segments(&pdir)? {
+                let path = pdir.join(segment_name(seq));
+                scan_segment(&path, from_ns, to_ns, &mut f, &mut st, &mut scratch)?;
+            }
+        }
+        Ok(st)
+    }
+}
+
+fn scan_segment<F: FnMut(&Record<'_>)>(
+    path: &Path,
+    from_ns: i64,
+    to_ns: i64,
+    f: &mut F,
+    st: &mut ScanStats,
+    s: &mut Scratch,
+) -> Result<(), StoreError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            st.segments_vanished += 1;
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut file_len = file.metadata()?.len();
+    let mut r = BufReader::with_capacity(READ_BUFFER, file);
+    st.segments += 1;
+
+    let mut head = [0u8; SEGMENT_HEADER_LEN];
+    let got = read_full(&mut r, &mut head)?;
+    if got == 0 {
+        // Created, first write not done yet: nothing to read.
+        return Ok(());
+    }
+    if got < SEGMENT_HEADER_LEN {
+        st.torn_tails += 1;
+        st.torn_bytes += got as u64;
+        return Ok(());
+    }
+    let mut pos = match parse_segment_header(&head) {
+        Ok(first_block) => first_block,
+        Err(StoreError::UnsupportedVersion(_)) => {
+            st.segments_unsupported += 1;
+            return Ok(());
+        }
+        Err(_) => {
+            st.segments_corrupt += 1;
+            return Ok(());
+        }
+    };
+    if pos > SEGMENT_HEADER_LEN as u64 {
+        // A longer header from a later revision: its extra fields are skipped.
+        r.seek_relative((pos - SEGMENT_HEADER_LEN as u64) as i64)?;
+    }
+
+    let mut hbuf = Vec::with_capacity(256);
+    loop {
+        let torn = |st: &mut ScanStats, pos: u64, len: u64| {
+            st.torn_tails += 1;
+            st.torn_bytes += len.saturating_sub(pos);
+        };
+        hbuf.resize(BLOCK_FIXED_LEN, 0);
+        let got = read_full(&mut r, &mut hbuf)?;
+        if got == 0 {
+            return Ok(());
+        }
+        if got < BLOCK_FIXED_LEN {
+            torn(st, pos, pos + got as u64);
+            return Ok(());
+        }
+        let Ok(header_len) = block_header_len(&hbuf) else {
+            torn(st, pos, file_len.max(pos + got as u64));
+            return Ok(());
+        };
+        hbuf.resize(header_len, 0);
+        let got = read_full(&mut r, &mut hbuf[BLOCK_FIXED_LEN..])?;
+        if got < header_len - BLOCK_FIXED_LEN {
+            torn(st, pos, pos + (BLOCK_FIXED_LEN + got) as u64);
+            return Ok(());
+        }
+        let Ok(h) = parse_block_header(&hbuf) else {
+            // The header checksum failed, so its lengths cannot be trusted: nothing after it
+            // can be found. A crash mid-write or garbage appended looks like this.
+            torn(st, pos, file_len.max(pos + header_len as u64));
+            return Ok(());
+        };
+        let end = pos + h.total_len();
+        if end > file_len {
+            // The writer may have appended since we looked at the length.
+            file_len = r.get_ref().metadata()?.len();
+            if end > file_len {
+                torn(st, pos, file_len);
+                return Ok(());
+            }
+        }
+        let payload_len = h.payload_len as usize;
+        if h.records == 0 || h.max_ts < from_ns || h.min_ts >= to_ns {
+            st.blocks_pruned += 1;
+            r.seek_relative(i64::from(h.payload_len))?;
+            pos = end;
+            continue;
+        }
+        s.payload.resize(payload_len, 0);
+        let got = read_full(&mut r, &mut s.payload)?;
+        if got < payload_len {
+            // The file was cut between our length check and the read.
+            torn(st, pos, pos + (header_len + got) as u64);
+            return Ok(());
+        }
+        pos = end;
+        if crc32fast::hash(&s.payload) != h.payload_crc {
+            // The header is intact (its own checksum held), so its length is right and the
+            // next block can still be found: skip just this one.
+            st.blocks_corrupt += 1;
+            continue;
+        }
+        let block = match read_block(&h, s) {
+            Ok(b) => b,
+            Err(StoreError::UnsupportedColumn(_)) => {
+                st.blocks_unsupported += 1;
+                continue;
+            }
+            Err(_) => {
+                st.blocks_corrupt += 1;
+                continue;
+            }
+        };
+        st.blocks_read += 1;
+        emit(&block, from_ns, to_ns, f, st, &mut s.spans);
+    }
+}
+
+fn read_block(h: &super::format::BlockHeader, s: &mut Scratch) -> Result<DecodedBlock, StoreError> {
+    if h.flags & !BLOCK_ZSTD != 0 {
+        // A compression or flag from a newer writer.
+        return Err(StoreError::UnsupportedColumn(0));
+    }
+    if h.flags & BLOCK_ZSTD != 0 {
+        s.raw.clear();
+        s.raw.reserve(h.raw_len as usize);
+        let n = s
+            .decompressor
+            .decompress_to_buffer(&s.payload, &mut s.raw)
+            .map_err(|_| StoreError::Corrupt("payload does not decompress"))?;
+        if n != h.raw_len as usize {
+            return Err(StoreError::Corrupt(
+                "payload decompresses to another length",
+            ));
+        }
+        decode_block(h, &s.raw)
+    } else {
+        if s.payload.len() != h.raw_len as usize {
+            return Err(StoreError::Corrupt("raw payload length"));
+        }
+        decode_block(h, &s.payload)
+    }
+}
+
+fn emit<F: FnMut(&Record<'_>)>(
+    b: &DecodedBlock,
+    from_ns: i64,
+    to_ns: i64,
+    f: &mut F,
+    st: &mut ScanStats,
+    spans: &mut Vec<(u32, u32)>,
+) {
+    for slot in &b.records {
+        // Indexes were checked by decode_block; `get` keeps a bug from becoming a panic.
+        let (Some(header), Some(template)) = (
+            b.headers.get(slot.header as usize),
+            b.templates.get(slot.template as usize),
+        ) else {
+            st.records_skipped += 1;
+            continue;
+        };
+        let start = slot.offset as usize;
+        let Some(data) = b.rows.get(start..start + slot.len as usize) else {
+            st.records_skipped += 1;
+            continue;
+        };
+        let mut rec = Record {
+            header,
+            template,
+            data,
+            spans: &[],
+            system_init_ms: slot.system_init_ms,
+        };
+        let ts = export_ns(&rec);
+        if ts < from_ns || ts >= to_ns {
+            continue;
+        }
+        // Spans are not stored: the decoder made them exactly this way.
+        if template.fixed_len == Some(data.len()) {
+            rec.spans = &template.fixed_spans;
+        } else if spans_of(template, data, spans).is_some() {
+            rec.spans = spans;
+        } else {
+            st.records_skipped += 1;
+            continue;
+        }
+        st.records += 1;
+        f(&rec);
+    }
+}
