@@ -122,6 +122,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Scope {
+    key: Option<ScopeKey>,
     templates: FxHashMap<u16, Entry>,
     held: VecDeque<Held>,
     held_bytes: usize,
@@ -137,6 +138,7 @@ impl Scope {
     fn reset(&mut self) {
         let restarts = self.restarts + 1;
         *self = Scope {
+            key: self.key,
             restarts,
             ..Scope::default()
         };
@@ -201,7 +203,12 @@ impl DecodeStats {
 /// The decoder. Not shared between threads: each core owns one.
 #[derive(Default)]
 pub struct Decoder {
-    scopes: FxHashMap<ScopeKey, Scope>,
+    /// Scopes by index; `index` maps keys to positions and `last` remembers the most recent
+    /// lookup, since consecutive datagrams mostly come from the same exporter. Scopes are never
+    /// removed (a restarted exporter's scope is reset in place), so indexes stay valid.
+    scopes: Vec<Scope>,
+    index: FxHashMap<ScopeKey, u32>,
+    last: Option<(ScopeKey, u32)>,
     limits: Limits,
     stats: DecodeStats,
     spans: Vec<(u32, u32)>,
@@ -256,16 +263,16 @@ impl Decoder {
 
     /// Per-scope figures (loss, restarts, templates).
     pub fn exporters(&self) -> impl Iterator<Item = (&ScopeKey, ExporterStatus)> + '_ {
-        self.scopes.iter().map(|(k, s)| {
-            (
-                k,
+        self.scopes.iter().filter_map(|s| {
+            Some((
+                s.key.as_ref()?,
                 ExporterStatus {
                     missing: s.seq.missing(),
                     received: s.seq.received(),
                     restarts: s.restarts,
                     templates: s.templates.len(),
                 },
-            )
+            ))
         })
     }
 
@@ -273,9 +280,10 @@ impl Decoder {
     /// saved with the templates. Call now and then (it takes the registry's write lock).
     pub fn publish_meta(&self) {
         if let Some(sh) = &self.shared {
-            for (k, s) in &self.scopes {
+            for s in &self.scopes {
+                let Some(k) = s.key else { continue };
                 sh.set_meta(
-                    *k,
+                    k,
                     ScopeMeta {
                         last_uptime: s.last_uptime,
                         last_sequence: s.last_sequence,
@@ -291,7 +299,8 @@ impl Decoder {
             return 0;
         };
         let mut n = 0;
-        for (k, s) in self.scopes.iter_mut() {
+        for s in self.scopes.iter_mut() {
+            let Some(k) = &s.key else { continue };
             s.templates.retain(|id, e| {
                 let keep = now_ns.saturating_sub(e.refreshed_ns) <= timeout;
                 if !keep {
@@ -314,12 +323,15 @@ impl Decoder {
 
     /// Options-derived tables of a scope.
     pub fn tables(&self, key: &ScopeKey) -> Option<&ScopeTables> {
-        self.scopes.get(key).map(|s| &s.tables)
+        self.index
+            .get(key)
+            .and_then(|&i| self.scopes.get(i as usize))
+            .map(|s| &s.tables)
     }
 
     /// Number of templates cached over all scopes.
     pub fn template_count(&self) -> usize {
-        self.scopes.values().map(|s| s.templates.len()).sum()
+        self.scopes.iter().map(|s| s.templates.len()).sum()
     }
 
     /// Number of exporter scopes tracked.
@@ -329,14 +341,14 @@ impl Decoder {
 
     /// Data sets still held for a template (never decoded so far).
     pub fn held_sets(&self) -> usize {
-        self.scopes.values().map(|s| s.held.len()).sum()
+        self.scopes.iter().map(|s| s.held.len()).sum()
     }
 
     /// Gives up on everything still held (end of a capture, shutdown): each held set is
     /// counted as a `template_missing` error. Returns how many sets were dropped.
     pub fn finish(&mut self) -> u64 {
         let mut n = 0;
-        for s in self.scopes.values_mut() {
+        for s in self.scopes.iter_mut() {
             n += s.held.len() as u64;
             s.held.clear();
             s.held_bytes = 0;
@@ -411,7 +423,7 @@ impl Decoder {
             domain: header.source_id,
         };
         self.header_checks(key, &header, REORDER_WINDOW_RECORDS)?;
-        if let Some(scope) = self.scopes.get_mut(&key) {
+        if let Some(scope) = self.find(&key).and_then(|i| self.scopes.get_mut(i)) {
             scope
                 .seq
                 .observe(header.sequence, count as u64, REORDER_WINDOW_RECORDS);
@@ -458,7 +470,7 @@ impl Decoder {
             domain: header.source_id,
         };
         self.header_checks(key, &header, REORDER_WINDOW_PACKETS)?;
-        if let Some(scope) = self.scopes.get_mut(&key) {
+        if let Some(scope) = self.find(&key).and_then(|i| self.scopes.get_mut(i)) {
             scope
                 .seq
                 .observe(header.sequence, 1, REORDER_WINDOW_PACKETS);
@@ -508,7 +520,7 @@ impl Decoder {
         self.data_records_in_datagram = 0;
         let r = self.walk_sets(key, &header, &p[16..len], Dialect::Ipfix, emit);
         let units = self.data_records_in_datagram;
-        if let Some(scope) = self.scopes.get_mut(&key) {
+        if let Some(scope) = self.find(&key).and_then(|i| self.scopes.get_mut(i)) {
             scope
                 .seq
                 .observe(header.sequence, units, REORDER_WINDOW_RECORDS);
@@ -526,14 +538,23 @@ impl Decoder {
         header: &ExportHeader,
         window: u64,
     ) -> Result<(), DecodeError> {
-        let shared = self.shared.clone();
-        let fresh = !self.scopes.contains_key(&key);
-        let scope = self.scope(key)?;
-        if fresh {
-            if let Some(m) = shared.as_ref().and_then(|s| s.meta(&key)) {
-                scope.last_uptime = m.last_uptime;
-                scope.last_sequence = m.last_sequence;
+        let fresh = self.find(&key).is_none();
+        let meta = if fresh {
+            self.shared.as_ref().and_then(|s| s.meta(&key))
+        } else {
+            None
+        };
+        let i = match self.find(&key) {
+            Some(i) => i,
+            None => {
+                self.scope(key)?;
+                self.find(&key).ok_or(DecodeError::Limit("scopes"))?
             }
+        };
+        let scope = &mut self.scopes[i];
+        if let Some(m) = meta {
+            scope.last_uptime = m.last_uptime;
+            scope.last_sequence = m.last_sequence;
         }
         let uptime_back = match (scope.last_uptime, header.sys_uptime_ms) {
             (Some(last), Some(now)) => uptime_restarted(last, now),
@@ -543,9 +564,7 @@ impl Decoder {
             let back = i64::from(last.wrapping_sub(header.sequence) as i32);
             back > window as i64
         });
-        if (uptime_back || seq_back)
-            && (scope.last_uptime.is_some() || scope.last_sequence.is_some())
-        {
+        if uptime_back || seq_back {
             let held = scope.held.len() as u64;
             scope.reset();
             self.stats.exporter_restarts += 1;
@@ -556,22 +575,47 @@ impl Decoder {
                     .entry(DecodeError::TemplateMissing.reason())
                     .or_default() += held;
             }
-            if let Some(sh) = &shared {
+            if let Some(sh) = &self.shared {
                 sh.drop_scope(&key);
             }
         }
-        let scope = self.scope(key)?;
+        let scope = &mut self.scopes[i];
         scope.last_uptime = header.sys_uptime_ms;
         scope.last_sequence = Some(header.sequence);
         Ok(())
     }
 
-    fn scope(&mut self, key: ScopeKey) -> Result<&mut Scope, DecodeError> {
-        let n = self.scopes.len();
-        if n >= self.limits.max_scopes && !self.scopes.contains_key(&key) {
-            return Err(DecodeError::Limit("scopes"));
+    /// Position of a known scope.
+    #[inline]
+    fn find(&mut self, key: &ScopeKey) -> Option<usize> {
+        if let Some((k, i)) = &self.last {
+            if k == key {
+                return Some(*i as usize);
+            }
         }
-        Ok(self.scopes.entry(key).or_default())
+        let i = *self.index.get(key)?;
+        self.last = Some((*key, i));
+        Some(i as usize)
+    }
+
+    /// The scope, created if new (bounded by `max_scopes`).
+    fn scope(&mut self, key: ScopeKey) -> Result<&mut Scope, DecodeError> {
+        let i = match self.find(&key) {
+            Some(i) => i,
+            None => {
+                if self.scopes.len() >= self.limits.max_scopes {
+                    return Err(DecodeError::Limit("scopes"));
+                }
+                let i = self.scopes.len();
+                self.scopes.push(Scope {
+                    key: Some(key),
+                    ..Scope::default()
+                });
+                self.index.insert(key, i as u32);
+                i
+            }
+        };
+        Ok(&mut self.scopes[i])
     }
 
     /// Walks the sets (v9 "flowsets") of one message body.
@@ -668,8 +712,8 @@ impl Decoder {
             // Exporters resend unchanged templates often (every few datagrams): recognise a
             // refresh from the raw field list, without compiling (which allocates).
             if let Some(e) = self
-                .scopes
-                .get_mut(&key)
+                .find(&key)
+                .and_then(|i| self.scopes.get_mut(i))
                 .and_then(|s| s.templates.get_mut(&tid))
             {
                 let t = &e.t;
@@ -777,7 +821,7 @@ impl Decoder {
     }
 
     fn withdraw(&mut self, key: ScopeKey, tid: u16, options: bool) {
-        let Some(scope) = self.scopes.get_mut(&key) else {
+        let Some(scope) = self.find(&key).and_then(|i| self.scopes.get_mut(i)) else {
             return;
         };
         let all = (tid == 2 && !options) || (tid == 3 && options);
@@ -801,7 +845,7 @@ impl Decoder {
         emit: &mut F,
     ) {
         let max = self.limits.max_templates;
-        let Some(scope) = self.scopes.get_mut(&key) else {
+        let Some(scope) = self.find(&key).and_then(|i| self.scopes.get_mut(i)) else {
             return;
         };
         let tid = t.id;
@@ -851,7 +895,7 @@ impl Decoder {
         let late = self.data_records_in_datagram - own;
         self.data_records_in_datagram = own;
         if key.version == 10 {
-            if let Some(scope) = self.scopes.get_mut(&key) {
+            if let Some(scope) = self.find(&key).and_then(|i| self.scopes.get_mut(i)) {
                 scope.seq.add_received(late);
             }
         }
@@ -866,7 +910,7 @@ impl Decoder {
         emit: &mut F,
     ) {
         let limits = self.limits;
-        let Some(scope) = self.scopes.get_mut(&key) else {
+        let Some(scope) = self.find(&key).and_then(|i| self.scopes.get_mut(i)) else {
             return;
         };
         let now = header.receive_time_ns;
