@@ -8,6 +8,7 @@
 //! per-field dispatch.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::ie::{self, IeType, REVERSE_PEN};
 
@@ -187,7 +188,8 @@ pub struct Field {
     pub offset: Option<u32>,
 }
 
-/// A template compiled to an offset plan.
+/// A template compiled to an offset plan. Cloning is cheap (reference counts, no
+/// allocation): batches keep their own copies of the templates their records use.
 #[derive(Clone)]
 pub struct Template {
     /// Unique per compilation (process-wide), so that holders of a copy can tell "the same
@@ -203,7 +205,7 @@ pub struct Template {
     /// Whether it is an options template (its records feed tables, not flow documents).
     pub options: bool,
     /// Fields in record order.
-    pub fields: Box<[Field]>,
+    pub fields: Arc<[Field]>,
     /// Record length when all fields are fixed-length.
     pub fixed_len: Option<usize>,
     /// Smallest possible record length (varlen fields count one byte).
@@ -211,11 +213,11 @@ pub struct Template {
     /// Field index per [`Slot`], or [`NO_FIELD`].
     pub slots: [u16; SLOT_COUNT],
     /// (offset, length) of every field when the template is fixed-length; empty otherwise.
-    pub fixed_spans: Box<[(u32, u32)]>,
+    pub fixed_spans: Arc<[(u32, u32)]>,
     /// Per field: the next field with the same name, or [`NO_FIELD`].
-    pub next_same: Box<[u16]>,
+    pub next_same: Arc<[u16]>,
     /// Per field: whether an earlier field has the same name.
-    pub repeat: Box<[bool]>,
+    pub repeat: Arc<[bool]>,
 }
 
 impl PartialEq for Template {
@@ -293,7 +295,7 @@ impl Template {
                 .map(|f| (f.offset.unwrap_or(0), u32::from(f.spec.len)))
                 .collect()
         } else {
-            Box::default()
+            Arc::from(Vec::new())
         };
         let mut slots = [NO_FIELD; SLOT_COUNT];
         fill_slots(&fields, &mut slots);
@@ -303,7 +305,7 @@ impl Template {
             dialect,
             scope_count,
             options,
-            fields: fields.into_boxed_slice(),
+            fields: fields.into(),
             fixed_len,
             min_len,
             slots,
@@ -403,7 +405,7 @@ fn name_of(dialect: Dialect, spec: FieldSpec, scope: bool) -> (Box<str>, IeType,
 /// templates carry the outer and the inner header's ports and protocol). Documents show such
 /// an element once, as an array of its values in record order; `next_same[i]` is the next
 /// field with field i's name, and `repeat[i]` marks fields after the first.
-fn link_repeats(fields: &[Field]) -> (Box<[u16]>, Box<[bool]>) {
+fn link_repeats(fields: &[Field]) -> (Arc<[u16]>, Arc<[bool]>) {
     let mut next_same = vec![NO_FIELD; fields.len()];
     let mut repeat = vec![false; fields.len()];
     for i in 0..fields.len() {
@@ -419,7 +421,7 @@ fn link_repeats(fields: &[Field]) -> (Box<[u16]>, Box<[bool]>) {
             }
         }
     }
-    (next_same.into_boxed_slice(), repeat.into_boxed_slice())
+    (next_same.into(), repeat.into())
 }
 
 /// The NetFlow v5 record (48 bytes) as a template of IPFIX elements, so v5 shares the flow view

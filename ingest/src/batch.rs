@@ -7,7 +7,6 @@
 //! allocation happens per record (only when a batch needs more room than ever before).
 
 use std::ptr::NonNull;
-use std::sync::Arc;
 
 use bumpalo::Bump;
 use sluice_decode::record::spans_of;
@@ -28,7 +27,7 @@ pub struct Batch {
     arena: Bump,
     items: Vec<Item>,
     headers: Vec<ExportHeader>,
-    templates: Vec<Arc<Template>>,
+    templates: Vec<Template>,
     /// Which core's free list it returns to.
     pub core: usize,
 }
@@ -92,8 +91,8 @@ impl Batch {
             Some(i) => i,
             None => {
                 // Once per template per batch (not per record): a copy of the compiled
-                // template, which keeps its uid.
-                self.templates.push(Arc::new(r.template.clone()));
+                // template (reference counts only), which keeps its uid.
+                self.templates.push(r.template.clone());
                 self.templates.len() - 1
             }
         };

@@ -9,17 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-mod batch;
-mod config;
-mod decode_cmd;
-mod dump_cmd;
-mod http;
-mod metrics;
-mod output;
-mod run;
-mod udp;
+use sluice_ingest::{config, decode_cmd, dump_cmd, run, Format};
 
 /// Sluice: a NetFlow v5/v9, IPFIX collector that ships ECS documents.
 #[derive(Parser, Debug)]
@@ -27,15 +19,6 @@ mod udp;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
-}
-
-/// Output formats.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Format {
-    /// One JSON document per line.
-    Ndjson,
-    /// Comma-separated values with a header line (core columns only).
-    Csv,
 }
 
 #[derive(Subcommand, Debug)]

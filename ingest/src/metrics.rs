@@ -65,6 +65,12 @@ fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     m
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
     /// Registers every family.
     #[allow(clippy::expect_used)]

@@ -17,6 +17,15 @@ pub struct DocWriter {
     err: Option<io::Error>,
 }
 
+impl std::fmt::Debug for DocWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocWriter")
+            .field("format", &self.format)
+            .field("buffered", &self.buf.len())
+            .finish()
+    }
+}
+
 impl DocWriter {
     /// A writer; CSV starts with its header line.
     pub fn new(format: Format, opts: EncodeOptions) -> DocWriter {

@@ -25,20 +25,30 @@ fn default_config_checks_and_bad_keys_are_named() {
     let good = dir.0.join("good.toml");
     std::fs::write(&good, &text).expect("write");
     let out = sluice(&["config", "check", good.to_str().expect("utf8")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     for (body, key) in [
         ("[store]\nretension = \"1d\"\n", "retension"),
         ("[receive]\nbatch = 5000\n", "receive.batch"),
         ("[metrics]\naddress = \"nowhere\"\n", "address"),
-        ("[[listener]]\nname = \"a\"\naddress = \"[::]:1\"\nprotocol = \"sflow9\"\n", "protocol"),
+        (
+            "[[listener]]\nname = \"a\"\naddress = \"[::]:1\"\nprotocol = \"sflow9\"\n",
+            "protocol",
+        ),
     ] {
         let bad = dir.0.join("bad.toml");
         std::fs::write(&bad, body).expect("write");
         let out = sluice(&["config", "check", bad.to_str().expect("utf8")]);
         assert_eq!(out.status.code(), Some(1), "{body}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(key), "error for {body:?} does not name {key}: {err}");
+        assert!(
+            err.contains(key),
+            "error for {body:?} does not name {key}: {err}"
+        );
     }
 }
 
@@ -50,18 +60,30 @@ fn sighup_reloads_what_can_change() {
     text = text.replace("[store]\n", "[store]\nretention = \"3d\"\n");
     std::fs::write(&c.config, &text).expect("rewrite");
     let pid = c.child.as_ref().expect("running").id();
-    let _ = Command::new("kill").arg("-HUP").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-HUP")
+        .arg(pid.to_string())
+        .status();
     assert!(
-        wait_until(Duration::from_secs(5), || c.log_text().contains("SIGHUP: reloaded")),
+        wait_until(Duration::from_secs(5), || c
+            .log_text()
+            .contains("SIGHUP: reloaded")),
         "{}",
         c.log_text()
     );
-    assert!(c.log_text().contains("retention Some(259200)"), "{}", c.log_text());
+    assert!(
+        c.log_text().contains("retention Some(259200)"),
+        "{}",
+        c.log_text()
+    );
     // Still serving, same sockets.
     assert_eq!(c.metric("sluice_up"), 1.0);
     // A broken file keeps the running configuration.
     std::fs::write(&c.config, "[store\n").expect("rewrite");
-    let _ = Command::new("kill").arg("-HUP").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-HUP")
+        .arg(pid.to_string())
+        .status();
     assert!(wait_until(Duration::from_secs(5), || c
         .log_text()
         .contains("keeping the running configuration")));

@@ -1,0 +1,173 @@
+//! The hot path, decode -> batch -> store, allocates nothing per record in steady state.
+//!
+//! A counting global allocator counts allocations made by this test's thread while it pushes
+//! real capture datagrams (NetFlow v5, v9 with template refreshes, IPFIX) through a decoder
+//! into arena batches and from the batches into the local store, as the receive and store
+//! threads of `sluice run` do. After a warm-up, decode + batch must make zero allocations; the
+//! store may allocate per sealed block (compression), never per record.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sluice_decode::pcap::PcapReader;
+use sluice_decode::{Datagram, Decoder};
+use sluice_ingest::batch::Batch;
+use sluice_sink::store::{StoreConfig, StoreWriter};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: forwards to the system allocator; the counter has no effect on the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn count<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let before = ALLOCS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    let r = f();
+    COUNTING.with(|c| c.set(false));
+    (r, ALLOCS.load(Ordering::Relaxed) - before)
+}
+
+fn datagrams() -> Vec<(SocketAddr, Vec<u8>)> {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures");
+    let mut v = Vec::new();
+    for f in [
+        "generated/pmacctd_nfprobe_v9.pcap",
+        "generated/pmacctd_nfprobe_ipfix.pcap",
+        "generated/softflowd_v5.pcap",
+        "netflow9/cisco_asa_1.pcap",
+    ] {
+        let mut r = PcapReader::open(&base.join(f)).expect("capture");
+        r.for_each_udp(|u| v.push((u.src, u.payload.to_vec())))
+            .expect("read");
+    }
+    v
+}
+
+/// One pass of every datagram through the decoder into the batch; full batches go to `sink`.
+fn pass(
+    d: &mut Decoder,
+    batch: &mut Batch,
+    dgs: &[(SocketAddr, Vec<u8>)],
+    mut sink: impl FnMut(&mut Batch),
+) -> u64 {
+    let mut n = 0;
+    for (src, p) in dgs {
+        let dg = Datagram {
+            src: *src,
+            receive_time_ns: 1_800_000_000_000_000_000,
+            payload: p,
+            tag: 0,
+        };
+        let _ = d.decode(&dg, |r| {
+            if !r.template.options {
+                batch.push(r);
+                n += 1;
+            }
+        });
+        if batch.len() >= 4096 {
+            sink(batch);
+        }
+    }
+    n
+}
+
+#[test]
+fn decode_and_batch_allocate_nothing_per_record() {
+    let dgs = datagrams();
+    let mut d = Decoder::default();
+    let mut batch = Batch::new(0, 4096);
+    // Warm-up: templates learned, arena and vectors at their working size.
+    for _ in 0..50 {
+        pass(&mut d, &mut batch, &dgs, |b| b.reset());
+    }
+    let (records, allocs) = count(|| {
+        let mut n = 0;
+        for _ in 0..200 {
+            n += pass(&mut d, &mut batch, &dgs, |b| b.reset());
+        }
+        n
+    });
+    assert!(records > 20_000, "{records} records");
+    assert_eq!(allocs, 0, "{allocs} allocations for {records} records");
+}
+
+#[test]
+fn store_allocates_per_block_not_per_record() {
+    let dgs = datagrams();
+    let dir = std::env::temp_dir().join(format!("sluice-alloc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut w = StoreWriter::open(StoreConfig {
+        dir: dir.clone(),
+        ..StoreConfig::default()
+    })
+    .expect("store");
+    let mut d = Decoder::default();
+    let mut batch = Batch::new(0, 4096);
+    let mut scratch = Vec::new();
+    let now = 1_800_000_000_000_000_000;
+    let mut to_store = |b: &mut Batch| {
+        b.for_each(&mut scratch, |r| w.append(r, now).expect("append"));
+        b.reset();
+    };
+    for _ in 0..50 {
+        pass(&mut d, &mut batch, &dgs, &mut to_store);
+    }
+    for _ in 0..50 {
+        pass(&mut d, &mut batch, &dgs, &mut to_store);
+    }
+
+    let blocks_before = w.stats().blocks_written;
+    let mut to_store = |b: &mut Batch| {
+        b.for_each(&mut scratch, |r| w.append(r, now).expect("append"));
+        b.reset();
+    };
+    let (records, allocs) = count(|| {
+        let mut n = 0;
+        for _ in 0..400 {
+            n += pass(&mut d, &mut batch, &dgs, &mut to_store);
+        }
+        n
+    });
+
+    let blocks = w.stats().blocks_written - blocks_before;
+    eprintln!("{records} records, {blocks} blocks sealed, {allocs} allocations");
+    // Sealing a block (columns, zstd frame, write) may allocate; appending a record must not.
+    // 200 per block is far below one per record (8192 records per block).
+    assert!(blocks >= 5, "only {blocks} blocks");
+    assert!(
+        allocs <= 200 * blocks,
+        "{allocs} allocations for {records} records in {blocks} blocks"
+    );
+    let _ = w.flush();
+    let _ = std::fs::remove_dir_all(&dir);
+}
