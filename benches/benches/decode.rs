@@ -65,6 +65,9 @@ fn bench(c: &mut Criterion) {
         ("v5", "generated/softflowd_v5.pcap"),
         ("v9", "generated/pmacctd_nfprobe_v9.pcap"),
         ("ipfix", "generated/pmacctd_nfprobe_ipfix.pcap"),
+        // Fuller datagrams, closer to a busy router's (18 and 15 records per datagram).
+        ("v9_full", "generated/nfdump_nfreplay_v9.pcap"),
+        ("ipfix_full", "ipfix/mikrotik_routeros_6.39.2.pcap"),
     ] {
         let dgs = payloads(file);
         let mut warm = Decoder::default();
