@@ -3,7 +3,7 @@
 //! start-up so a bad file fails before any socket is bound.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -136,6 +136,75 @@ pub struct Listener {
     pub address: SocketAddr,
     /// What it decodes.
     pub protocol: Protocol,
+    /// Exporters allowed to send (addresses or CIDRs); empty allows everyone. Datagrams from
+    /// others are counted (`sluice_receive_denied_total`) and dropped before decoding.
+    #[serde(default)]
+    pub allow: Vec<Cidr>,
+}
+
+/// An address block, `10.0.0.0/8`, `2001:db8::/32`, or one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address (host bits cleared), IPv6 form (IPv4 as v4-mapped).
+    net: u128,
+    /// Prefix length over the 128-bit form.
+    len: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR` or `ADDR/LEN`.
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or CIDR"))?;
+        let (bits, max) = match addr {
+            IpAddr::V4(v4) => (u128::from(v4.to_ipv6_mapped()), 32u8),
+            IpAddr::V6(v6) => (u128::from(v6), 128u8),
+        };
+        let plen: u8 = match l {
+            Some(l) => l
+                .trim()
+                .parse()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| format!("{s:?}: prefix length must be 0 to {max}"))?,
+            None => max,
+        };
+        let len = if max == 32 { plen + 96 } else { plen };
+        Ok(Cidr {
+            net: bits & Self::mask(len),
+            len,
+        })
+    }
+
+    fn mask(len: u8) -> u128 {
+        if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(len))
+        }
+    }
+
+    /// Whether `ip` is inside the block (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = match ip {
+            IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+            IpAddr::V6(v6) => u128::from(v6),
+        };
+        bits & Self::mask(self.len) == self.net
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Cidr::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[receive]`.
@@ -406,6 +475,31 @@ mod tests {
         )
         .expect_err("bad address");
         assert!(e.0.contains("address"), "{e}");
+    }
+
+    #[test]
+    fn allowlists() {
+        let c = Cidr::parse("10.0.0.0/8").expect("cidr");
+        assert!(c.contains("10.1.2.3".parse().expect("ip")));
+        assert!(c.contains("::ffff:10.1.2.3".parse().expect("ip")));
+        assert!(!c.contains("11.0.0.1".parse().expect("ip")));
+        let c = Cidr::parse("2001:db8::/32").expect("cidr");
+        assert!(c.contains("2001:db8::1".parse().expect("ip")));
+        assert!(!c.contains("10.0.0.1".parse().expect("ip")));
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("nope").is_err());
+        let cfg = Config::parse(
+            "[[listener]]\nname = \"a\"\naddress = \"[::]:2055\"\nprotocol = \"netflow\"\nallow = [\"192.0.2.0/24\", \"2001:db8::1\"]\n",
+            "t",
+        )
+        .expect("parses");
+        assert_eq!(cfg.listeners[0].allow.len(), 2);
+        let e = Config::parse(
+            "[[listener]]\nname = \"a\"\naddress = \"[::]:2055\"\nprotocol = \"netflow\"\nallow = [\"192.0.2.0/40\"]\n",
+            "f.toml",
+        )
+        .expect_err("bad prefix");
+        assert!(e.0.contains("allow") || e.0.contains("prefix"), "{e}");
     }
 
     #[test]

@@ -170,6 +170,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
         let ctx = WorkerCtx {
             id: w,
             names: cfg.listeners.iter().map(|l| l.name.clone()).collect(),
+            allow: cfg.listeners.iter().map(|l| l.allow.clone()).collect(),
             decoder: Decoder::with_shared(limits(&cfg), Arc::clone(&shared)),
             metrics: metrics.clone(),
             stop: Arc::clone(&stop),
@@ -273,6 +274,7 @@ fn apply_reload(old: &Config, path: Option<&std::path::Path>, live: &Mutex<Live>
 struct WorkerCtx {
     id: usize,
     names: Vec<String>,
+    allow: Vec<Vec<crate::config::Cidr>>,
     decoder: Decoder,
     metrics: Metrics,
     stop: Arc<AtomicBool>,
@@ -286,6 +288,7 @@ struct Cells {
     packets: Vec<u64>,
     bytes: Vec<u64>,
     truncated: Vec<u64>,
+    denied: Vec<u64>,
     dropped: u64,
 }
 
@@ -295,6 +298,7 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
         packets: vec![0; nl],
         bytes: vec![0; nl],
         truncated: vec![0; nl],
+        denied: vec![0; nl],
         dropped: 0,
     };
     let mut last_drops: Vec<u64> = vec![0; socks.len()];
@@ -346,9 +350,14 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                             break;
                         }
                         let recv_ns = now_ns();
+                        let allow = &ctx.allow[*li];
                         for dg in rx.datagrams() {
                             cells.packets[*li] += 1;
                             cells.bytes[*li] += dg.len as u64;
+                            if !allow.is_empty() && !allow.iter().any(|c| c.contains(dg.src.ip())) {
+                                cells.denied[*li] += 1;
+                                continue;
+                            }
                             if dg.truncated {
                                 cells.truncated[*li] += 1;
                                 continue;
@@ -444,9 +453,11 @@ fn publish(
         m.truncated
             .with_label_values(&[name])
             .inc_by(cells.truncated[i]);
+        m.denied.with_label_values(&[name]).inc_by(cells.denied[i]);
         cells.packets[i] = 0;
         cells.bytes[i] = 0;
         cells.truncated[i] = 0;
+        cells.denied[i] = 0;
     }
     m.pipeline_dropped.inc_by(cells.dropped);
     cells.dropped = 0;

@@ -60,6 +60,9 @@ pub struct Options {
     pub recv_buffer: String,
     pub flush_interval: String,
     pub extra: String,
+    /// `allow` lists of the netflow and ipfix listeners (TOML array bodies, e.g.
+    /// `"\"127.0.0.0/8\""`); empty strings leave them open.
+    pub allow: (String, String),
 }
 
 impl Default for Options {
@@ -69,6 +72,7 @@ impl Default for Options {
             recv_buffer: "8MiB".into(),
             flush_interval: "200ms".into(),
             extra: String::new(),
+            allow: (String::new(), String::new()),
         }
     }
 }
@@ -87,11 +91,13 @@ impl Collector {
         std::fs::write(
             &config,
             format!(
-                "[[listener]]\nname = \"netflow\"\naddress = \"[::]:{netflow_port}\"\nprotocol = \"netflow\"\n\n\
-                 [[listener]]\nname = \"ipfix\"\naddress = \"[::]:{ipfix_port}\"\nprotocol = \"netflow\"\n\n\
+                "[[listener]]\nname = \"netflow\"\naddress = \"[::]:{netflow_port}\"\nprotocol = \"netflow\"\nallow = [{}]\n\n\
+                 [[listener]]\nname = \"ipfix\"\naddress = \"[::]:{ipfix_port}\"\nprotocol = \"netflow\"\nallow = [{}]\n\n\
                  [receive]\nworkers = {}\nrecv_buffer = \"{}\"\n\n\
                  [store]\ndata_dir = \"{}\"\nflush_interval = \"{}\"\n\n\
                  [metrics]\naddress = \"{metrics}\"\n{}\n",
+                opts.allow.0,
+                opts.allow.1,
                 opts.workers,
                 opts.recv_buffer,
                 data_dir.display(),
