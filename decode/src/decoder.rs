@@ -65,6 +65,16 @@ pub struct Limits {
     pub max_held_sets: usize,
     /// Entries in each options-derived table (samplers, interfaces) per scope.
     pub max_table_entries: usize,
+    /// Fields of all cached templates together, over all scopes of this decoder: the bound
+    /// on template memory whatever the mix of exporters and templates (a compiled field is
+    /// about 100 bytes).
+    pub max_total_template_fields: usize,
+    /// Templates over all scopes of this decoder (each costs about 600 bytes besides its
+    /// fields).
+    pub max_total_templates: usize,
+    /// Bytes held for missing templates over all scopes of this decoder; each held set is
+    /// charged its length plus [`HELD_OVERHEAD`].
+    pub max_total_held_bytes: usize,
     /// A template not refreshed for this long (ns, by receive time) is dropped; data for it is
     /// held until the exporter sends it again. `None`: templates never expire (`sluice
     /// decode`, whose captures may stitch together packets taken days apart).
@@ -80,6 +90,9 @@ impl Default for Limits {
             max_held_bytes: 256 * 1024,
             max_held_sets: 256,
             max_table_entries: 4_096,
+            max_total_template_fields: 250_000,
+            max_total_templates: 50_000,
+            max_total_held_bytes: 32 << 20,
             // Exporters refresh templates every few minutes (RFC 7011 §8.4 leaves the period
             // to them; Cisco's default is 30 min for v9): two hours means "gone".
             template_timeout_ns: Some(2 * 3600 * 1_000_000_000),
@@ -107,6 +120,10 @@ pub struct ScopeTables {
     /// Interface index -> names.
     pub interfaces: FxHashMap<u32, InterfaceInfo>,
 }
+
+/// What holding one data set costs besides its bytes (its header copy and queue slot), so
+/// that many tiny held sets are bounded as well as a few large ones.
+pub const HELD_OVERHEAD: usize = 96;
 
 struct Held {
     template_id: u16,
@@ -215,6 +232,12 @@ pub struct Decoder {
     specs: Vec<FieldSpec>,
     /// Template and data records seen in the current datagram (for the v9 count check).
     records_in_datagram: u64,
+    /// Fields of all cached templates (see `Limits::max_total_template_fields`).
+    total_fields: usize,
+    /// Templates cached over all scopes.
+    total_templates: usize,
+    /// Bytes held over all scopes.
+    total_held: usize,
     /// Data records (flow and options) decoded from the current datagram's own sets.
     data_records_in_datagram: u64,
     shared: Option<Arc<SharedTemplates>>,
@@ -313,7 +336,24 @@ impl Decoder {
             });
         }
         self.stats.templates_expired += n as u64;
+        self.recount_fields();
         n
+    }
+
+    /// Recomputes the template field total after templates were removed (rare events:
+    /// withdrawal, expiry, exporter restart).
+    fn recount_fields(&mut self) {
+        self.total_fields = self
+            .scopes
+            .iter()
+            .map(|s| {
+                s.templates
+                    .values()
+                    .map(|e| e.t.fields.len())
+                    .sum::<usize>()
+            })
+            .sum();
+        self.total_templates = self.scopes.iter().map(|s| s.templates.len()).sum();
     }
 
     /// Counters so far.
@@ -334,6 +374,16 @@ impl Decoder {
         self.scopes.iter().map(|s| s.templates.len()).sum()
     }
 
+    /// Fields of all cached templates (bounded by `Limits::max_total_template_fields`).
+    pub fn template_fields(&self) -> usize {
+        self.total_fields
+    }
+
+    /// Bytes held for missing templates (bounded by `Limits::max_total_held_bytes`).
+    pub fn held_bytes(&self) -> usize {
+        self.total_held
+    }
+
     /// Number of exporter scopes tracked.
     pub fn scope_count(&self) -> usize {
         self.scopes.len()
@@ -352,6 +402,7 @@ impl Decoder {
             n += s.held.len() as u64;
             s.held.clear();
             s.held_bytes = 0;
+            self.total_held = 0;
         }
         if n > 0 {
             *self
@@ -566,6 +617,7 @@ impl Decoder {
         });
         if uptime_back || seq_back {
             let held = scope.held.len() as u64;
+            self.total_held -= scope.held_bytes + scope.held.len() * HELD_OVERHEAD;
             scope.reset();
             self.stats.exporter_restarts += 1;
             if held > 0 {
@@ -578,6 +630,7 @@ impl Decoder {
             if let Some(sh) = &self.shared {
                 sh.drop_scope(&key);
             }
+            self.recount_fields();
         }
         let scope = &mut self.scopes[i];
         scope.last_uptime = header.sys_uptime_ms;
@@ -835,6 +888,7 @@ impl Decoder {
         if let Some(sh) = &self.shared {
             sh.withdraw(&key, (!all).then_some(tid), options);
         }
+        self.recount_fields();
     }
 
     fn learn<F: FnMut(&Record<'_>)>(
@@ -849,16 +903,30 @@ impl Decoder {
             return;
         };
         let tid = t.id;
-        if let Some(old) = scope.templates.get_mut(&tid) {
-            if *old.t == t {
+        let count = scope.templates.len();
+        let old_fields = match scope.templates.get_mut(&tid) {
+            Some(old) if *old.t == t => {
                 old.refreshed_ns = now_ns; // a refresh of what we have
                 return;
             }
-        } else if scope.templates.len() >= max {
-            self.stats
-                .error(DecodeError::Limit("templates per exporter"));
+            Some(old) => old.t.fields.len(),
+            None if count >= max => {
+                self.stats
+                    .error(DecodeError::Limit("templates per exporter"));
+                return;
+            }
+            None => 0,
+        };
+        let total = self.total_fields - old_fields + t.fields.len();
+        let new_template = usize::from(old_fields == 0);
+        if total > self.limits.max_total_template_fields
+            || self.total_templates + new_template > self.limits.max_total_templates
+        {
+            self.stats.error(DecodeError::Limit("templates in total"));
             return;
         }
+        self.total_fields = total;
+        self.total_templates += new_template;
         let t = Arc::new(t);
         if let Some(sh) = &self.shared {
             sh.publish(key, &t);
@@ -877,6 +945,7 @@ impl Decoder {
         for h in scope.held.drain(..) {
             if h.template_id == tid {
                 scope.held_bytes -= h.body.len();
+                self.total_held -= h.body.len() + HELD_OVERHEAD;
                 taken.push(h);
             } else {
                 kept.push_back(h);
@@ -921,6 +990,8 @@ impl Decoder {
                     .is_some_and(|to| now.saturating_sub(e.refreshed_ns) > to) =>
             {
                 let options = e.t.options;
+                self.total_fields -= e.t.fields.len();
+                self.total_templates -= 1;
                 scope.templates.remove(&tid);
                 self.stats.templates_expired += 1;
                 if let Some(sh) = &self.shared {
@@ -934,7 +1005,12 @@ impl Decoder {
         if found.is_none() {
             // Another core (or the saved set) may know it: see `shared`.
             if let Some(t) = self.shared.as_ref().and_then(|sh| sh.get(&key, tid)) {
-                if scope.templates.len() < limits.max_templates {
+                if scope.templates.len() < limits.max_templates
+                    && self.total_fields + t.fields.len() <= limits.max_total_template_fields
+                    && self.total_templates < limits.max_total_templates
+                {
+                    self.total_fields += t.fields.len();
+                    self.total_templates += 1;
                     scope.templates.insert(
                         tid,
                         Entry {
@@ -949,7 +1025,9 @@ impl Decoder {
         }
         let Some(t) = found else {
             // Hold it for the template (bounded; the oldest goes first).
-            if set.len() > limits.max_held_bytes {
+            if set.len() > limits.max_held_bytes
+                || self.total_held + set.len() + HELD_OVERHEAD > limits.max_total_held_bytes
+            {
                 self.stats.error(DecodeError::Limit("held data"));
                 return;
             }
@@ -959,12 +1037,14 @@ impl Decoder {
                 match scope.held.pop_front() {
                     Some(old) => {
                         scope.held_bytes -= old.body.len();
+                        self.total_held -= old.body.len() + HELD_OVERHEAD;
                         self.stats.error(DecodeError::Limit("held data"));
                     }
                     None => break,
                 }
             }
             scope.held_bytes += set.len();
+            self.total_held += set.len() + HELD_OVERHEAD;
             scope.held.push_back(Held {
                 template_id: tid,
                 header: *header,

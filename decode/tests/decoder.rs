@@ -614,3 +614,49 @@ fn every_truncation_and_byte_flip_of_a_message_is_handled() {
     }
     let _ = Dialect::Ipfix;
 }
+
+#[test]
+fn template_memory_is_bounded_over_all_exporters() {
+    let limits = Limits {
+        max_total_template_fields: 10,
+        max_total_held_bytes: 2 * (40 + sluice_decode::decoder::HELD_OVERHEAD) + 10,
+        ..Limits::default()
+    };
+    let mut d = Decoder::new(limits);
+    // Three exporters, one 3-field template each: 9 fields.
+    for e in 1..=3u8 {
+        run(
+            &mut d,
+            addr(e, 4000),
+            &ipfix(1, &[set(2, &tpl(300, SRC_DST_BYTES))]),
+        );
+    }
+    assert_eq!(d.template_fields(), 9);
+    // A fourth exporter's template would pass the total: refused and counted.
+    run(
+        &mut d,
+        addr(4, 4000),
+        &ipfix(1, &[set(2, &tpl(300, SRC_DST_BYTES))]),
+    );
+    assert_eq!(d.template_count(), 3);
+    assert_eq!(d.stats().errors.get("limit"), Some(&1));
+    // Withdrawing one makes room again.
+    run(&mut d, addr(1, 4000), &ipfix(1, &[set(2, &[1, 44, 0, 0])]));
+    assert_eq!(d.template_fields(), 6);
+    run(
+        &mut d,
+        addr(4, 4000),
+        &ipfix(1, &[set(2, &tpl(300, SRC_DST_BYTES))]),
+    );
+    assert_eq!(d.template_fields(), 9);
+    // Held data over all exporters stops at the budget (two 40-byte sets and their overhead).
+    for e in 10..20u8 {
+        run(&mut d, addr(e, 4000), &ipfix(1, &[set(400, &[0; 40])]));
+    }
+    assert_eq!(
+        d.held_bytes(),
+        2 * (40 + sluice_decode::decoder::HELD_OVERHEAD)
+    );
+    assert_eq!(d.finish(), 2);
+    assert_eq!(d.held_bytes(), 0);
+}
