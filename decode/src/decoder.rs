@@ -202,6 +202,8 @@ pub struct DecodeStats {
     pub templates_expired: u64,
     /// Templates adopted from another core (or from the saved set) on a miss.
     pub cross_core_hits: u64,
+    /// Templates dropped to make room when the total template budget was full.
+    pub templates_evicted: u64,
     /// Errors by reason.
     pub errors: FxHashMap<&'static str, u64>,
 }
@@ -236,6 +238,8 @@ pub struct Decoder {
     total_fields: usize,
     /// Templates cached over all scopes.
     total_templates: usize,
+    /// State of the eviction's random choice.
+    evict_rng: u64,
     /// Bytes held over all scopes.
     total_held: usize,
     /// Data records (flow and options) decoded from the current datagram's own sets.
@@ -338,6 +342,39 @@ impl Decoder {
         self.stats.templates_expired += n as u64;
         self.recount_fields();
         n
+    }
+
+    /// Makes room in the template budget by dropping all templates of randomly chosen other
+    /// scopes. Random choice is O(1) and fair in the way that matters: an attacker spreading a
+    /// template bomb over thousands of exporter scopes holds most scopes, so most evictions
+    /// hit its templates; a real exporter that loses its templates sends them again with its
+    /// next refresh, and its data is held until then.
+    fn evict_for(&mut self, keep: ScopeKey, fits: &dyn Fn(&Decoder) -> bool) {
+        for _ in 0..256 {
+            if fits(self) || self.scopes.len() < 2 {
+                return;
+            }
+            // xorshift64: cheap, and nothing here needs unpredictability.
+            let mut x = self.evict_rng.max(1);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.evict_rng = x;
+            let i = (x % self.scopes.len() as u64) as usize;
+            let scope = &mut self.scopes[i];
+            if scope.key == Some(keep) || scope.templates.is_empty() {
+                continue;
+            }
+            let fields: usize = scope.templates.values().map(|e| e.t.fields.len()).sum();
+            let n = scope.templates.len();
+            scope.templates.clear();
+            self.total_fields -= fields;
+            self.total_templates -= n;
+            self.stats.templates_evicted += n as u64;
+            if let (Some(sh), Some(k)) = (&self.shared, scope.key) {
+                sh.drop_scope(&k);
+            }
+        }
     }
 
     /// Recomputes the template field total after templates were removed (rare events:
@@ -917,15 +954,22 @@ impl Decoder {
             }
             None => 0,
         };
-        let total = self.total_fields - old_fields + t.fields.len();
         let new_template = usize::from(old_fields == 0);
-        if total > self.limits.max_total_template_fields
-            || self.total_templates + new_template > self.limits.max_total_templates
-        {
-            self.stats.error(DecodeError::Limit("templates in total"));
-            return;
+        let fits = |d: &Decoder| {
+            d.total_fields - old_fields + t.fields.len() <= d.limits.max_total_template_fields
+                && d.total_templates + new_template <= d.limits.max_total_templates
+        };
+        if !fits(self) {
+            self.evict_for(key, &fits);
+            if !fits(self) {
+                self.stats.error(DecodeError::Limit("templates in total"));
+                return;
+            }
         }
-        self.total_fields = total;
+        let Some(scope) = self.find(&key).and_then(|i| self.scopes.get_mut(i)) else {
+            return;
+        };
+        self.total_fields = self.total_fields - old_fields + t.fields.len();
         self.total_templates += new_template;
         let t = Arc::new(t);
         if let Some(sh) = &self.shared {

@@ -632,23 +632,29 @@ fn template_memory_is_bounded_over_all_exporters() {
         );
     }
     assert_eq!(d.template_fields(), 9);
-    // A fourth exporter's template would pass the total: refused and counted.
+    // A fourth exporter's template would pass the total: another exporter's templates are
+    // evicted to make room (its next refresh brings them back).
     run(
         &mut d,
         addr(4, 4000),
         &ipfix(1, &[set(2, &tpl(300, SRC_DST_BYTES))]),
     );
     assert_eq!(d.template_count(), 3);
-    assert_eq!(d.stats().errors.get("limit"), Some(&1));
-    // Withdrawing one makes room again.
-    run(&mut d, addr(1, 4000), &ipfix(1, &[set(2, &[1, 44, 0, 0])]));
-    assert_eq!(d.template_fields(), 6);
+    assert_eq!(d.template_fields(), 9);
+    assert_eq!(d.stats().templates_evicted, 1);
+    assert_eq!(d.stats().errors.get("limit"), None);
+    let with_templates = d.exporters().filter(|(_, e)| e.templates > 0).count();
+    assert_eq!(with_templates, 3);
+    // The newcomer is among them: its data decodes.
+    let data = set(300, &data_src_dst_bytes([1, 1, 1, 1], [2, 2, 2, 2], 5));
+    assert_eq!(run(&mut d, addr(4, 4000), &ipfix(1, &[data])).len(), 1);
+    // A template bigger than the whole budget is refused and counted.
     run(
         &mut d,
-        addr(4, 4000),
-        &ipfix(1, &[set(2, &tpl(300, SRC_DST_BYTES))]),
+        addr(5, 4000),
+        &ipfix(1, &[set(2, &tpl(301, &[(8, 4, 0); 11]))]),
     );
-    assert_eq!(d.template_fields(), 9);
+    assert_eq!(d.stats().errors.get("limit"), Some(&1));
     // Held data over all exporters stops at the budget (two 40-byte sets and their overhead).
     for e in 10..20u8 {
         run(&mut d, addr(e, 4000), &ipfix(1, &[set(400, &[0; 40])]));

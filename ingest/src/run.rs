@@ -487,6 +487,7 @@ fn publish(
         ),
         ("expired", st.templates_expired, last.templates_expired),
         ("cross_core", st.cross_core_hits, last.cross_core_hits),
+        ("evicted", st.templates_evicted, last.templates_evicted),
     ] {
         m.template_events
             .with_label_values(&[ev])
