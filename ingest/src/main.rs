@@ -80,6 +80,9 @@ enum Cmd {
         /// As the Markdown of docs/fields.md.
         #[arg(long)]
         markdown: bool,
+        /// As the Elasticsearch/OpenSearch index template of ops/elasticsearch/.
+        #[arg(long, conflicts_with = "markdown")]
+        index_template: bool,
     },
 }
 
@@ -154,9 +157,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             include_options,
         } => decode_cmd::run(&file, format, annotate, include_options)
             .with_context(|| format!("decoding {}", file.display())),
-        Cmd::Fields { markdown } => {
+        Cmd::Fields {
+            markdown,
+            index_template,
+        } => {
             let mut out = io::stdout().lock();
-            if markdown {
+            if index_template {
+                out.write_all(sluice_sink::schema::index_template().as_bytes())?;
+            } else if markdown {
                 out.write_all(sluice_sink::schema::fields_markdown().as_bytes())?;
             } else {
                 for r in sluice_sink::schema::all_fields() {

@@ -23,6 +23,8 @@ pub enum EsType {
     Double,
     /// `boolean`.
     Boolean,
+    /// `geo_point` (for `*.geo.location`).
+    GeoPoint,
 }
 
 impl EsType {
@@ -35,6 +37,7 @@ impl EsType {
             EsType::Long => "long",
             EsType::Double => "double",
             EsType::Boolean => "boolean",
+            EsType::GeoPoint => "geo_point",
         }
     }
 }
@@ -218,4 +221,81 @@ pub fn fields_markdown() -> String {
         ));
     }
     s
+}
+
+/// The index template for Elasticsearch 8 and OpenSearch 2/3 (`PUT _index_template/NAME`),
+/// generated from the field table: every field mapped with its type (`ip`, `geo_point`,
+/// `keyword`, `long`, `double`, `date`, `boolean`), and a dynamic template that maps unknown
+/// enterprise elements (`netflow.enterprise_*`, hex strings) and v9 scope fields as keywords.
+/// `ops/elasticsearch/sluice-flows.index-template.json` is this output; a test fails when they
+/// differ.
+pub fn index_template() -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write as _;
+
+    #[derive(Default)]
+    struct Node {
+        ty: Option<EsType>,
+        children: BTreeMap<String, Node>,
+    }
+    let mut root = Node::default();
+    for r in all_fields() {
+        let mut n = &mut root;
+        for part in r.path.split('.') {
+            n = n.children.entry(part.to_string()).or_default();
+        }
+        n.ty = Some(r.es);
+    }
+    fn write(out: &mut String, n: &Node, indent: usize) {
+        let pad = " ".repeat(indent);
+        out.push_str("{\n");
+        let mut first = true;
+        for (k, c) in &n.children {
+            if !first {
+                out.push_str(",\n");
+            }
+            first = false;
+            let _ = write!(out, "{pad}  \"{k}\": ");
+            match c.ty {
+                Some(t) if c.children.is_empty() => {
+                    let extra = match t {
+                        EsType::Keyword => ", \"ignore_above\": 1024",
+                        EsType::Date => ", \"format\": \"strict_date_optional_time||epoch_millis\"",
+                        _ => "",
+                    };
+                    let _ = write!(out, "{{ \"type\": \"{}\"{extra} }}", t.as_str());
+                }
+                _ => {
+                    out.push_str("{ \"properties\": ");
+                    write(out, c, indent + 2);
+                    out.push_str(" }");
+                }
+            }
+        }
+        let _ = write!(out, "\n{pad}}}");
+    }
+    let mut props = String::new();
+    write(&mut props, &root, 6);
+    format!(
+        r#"{{
+  "index_patterns": ["sluice-flows-*"],
+  "priority": 200,
+  "_meta": {{ "description": "Sluice flow documents; generated from sink/src/schema.rs" }},
+  "template": {{
+    "settings": {{
+      "index.codec": "best_compression",
+      "index.refresh_interval": "10s",
+      "index.mapping.total_fields.limit": 10000
+    }},
+    "mappings": {{
+      "dynamic_templates": [
+        {{ "netflow_enterprise": {{ "path_match": "netflow.enterprise_*", "mapping": {{ "type": "keyword", "ignore_above": 1024 }} }} }},
+        {{ "netflow_scope": {{ "path_match": "netflow.scope_*", "mapping": {{ "type": "keyword", "ignore_above": 1024 }} }} }}
+      ],
+      "properties": {props}
+    }}
+  }}
+}}
+"#
+    )
 }

@@ -31,3 +31,31 @@ fn table_paths_are_unique_and_objects_contiguous() {
         }
     }
 }
+
+#[test]
+fn index_template_matches_the_table() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../ops/elasticsearch/sluice-flows.index-template.json"
+    );
+    let on_disk = std::fs::read_to_string(path).expect("ops/elasticsearch template exists");
+    let generated = sluice_sink::schema::index_template();
+    assert!(
+        on_disk == generated,
+        "ops/elasticsearch/sluice-flows.index-template.json is stale: regenerate with `cargo run --bin sluice -- fields --index-template > ops/elasticsearch/sluice-flows.index-template.json`"
+    );
+    // Valid JSON whose mapping carries every field of the table with its type.
+    let v: serde_json::Value = serde_json::from_str(&generated).expect("valid JSON");
+    let props = &v["template"]["mappings"]["properties"];
+    for r in sluice_sink::schema::all_fields() {
+        let mut node = props;
+        let parts: Vec<&str> = r.path.split('.').collect();
+        for (i, p) in parts.iter().enumerate() {
+            node = &node[*p];
+            if i + 1 < parts.len() {
+                node = &node["properties"];
+            }
+        }
+        assert_eq!(node["type"], r.es.as_str(), "{}", r.path);
+    }
+}
