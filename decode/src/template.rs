@@ -24,6 +24,9 @@ pub enum Dialect {
     V9,
     /// IPFIX (RFC 7011).
     Ipfix,
+    /// sFlow v5 samples expressed as records of IPFIX elements (a fixed layout built by the
+    /// sFlow decoder, like the v5 layout).
+    Sflow,
 }
 
 /// One field of a template as it came off the wire.
@@ -471,6 +474,7 @@ impl Template {
             Dialect::V5 => 5,
             Dialect::V9 => 9,
             Dialect::Ipfix => 10,
+            Dialect::Sflow => 0x5f,
         });
         out.push(u8::from(self.options));
         out.extend_from_slice(&self.scope_count.to_be_bytes());
@@ -493,6 +497,7 @@ impl Template {
             5 => Dialect::V5,
             9 => Dialect::V9,
             10 => Dialect::Ipfix,
+            0x5f => Dialect::Sflow,
             _ => return Err(InvalidTemplate("unknown dialect")),
         };
         let options = get(3, 1)?[0] != 0;

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use sluice_decode::ie::IeType;
 use sluice_decode::record::be_uint;
-use sluice_decode::template::NO_FIELD;
+use sluice_decode::template::{Dialect, NO_FIELD};
 use sluice_decode::{Field, Flow, Record};
 
 use crate::schema::{EcsField, Getter, ECS_FIELDS};
@@ -124,6 +124,11 @@ pub fn value_of(g: Getter, r: &Record<'_>, f: &Flow) -> Option<Value> {
         Getter::ObserverIp => Value::Ip(h.exporter.ip()),
         Getter::ExporterAddress => Value::Socket(h.exporter),
         Getter::ExporterVersion => Value::U64(u64::from(h.version)),
+        Getter::ExporterProtocol => Value::Str(match r.template.dialect {
+            Dialect::V5 | Dialect::V9 => "netflow",
+            Dialect::Ipfix => "ipfix",
+            Dialect::Sflow => "sflow",
+        }),
         Getter::ExporterSourceId => Value::U64(u64::from(h.source_id)),
         Getter::ExporterUptime => Value::U64(u64::from(h.sys_uptime_ms?)),
         Getter::ExporterTimestamp => {
