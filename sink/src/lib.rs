@@ -5,6 +5,7 @@
 //! `sluice decode`, later the local store and Elasticsearch.
 
 pub mod ecs;
+pub mod es;
 pub mod filter;
 pub mod schema;
 pub mod store;
