@@ -66,7 +66,8 @@ address = "127.0.0.1:$mport"
 TOML
         "$sluice" run --config "$dir/sluice.toml" > "$dir/log" 2>&1 & pid=$! ;;
       nfcapd)
-        nfcapd -w "$dir" -p "$port" -b 127.0.0.1 -B 67108864 -t 3600 > "$dir/log" 2>&1 & pid=$! ;;
+        mkdir -p "$dir/flows"
+        nfcapd -w "$dir/flows" -p "$port" -b 127.0.0.1 -B 67108864 -t 3600 > "$dir/log" 2>&1 & pid=$! ;;
       nfacctd)
         cat > "$dir/nfacctd.conf" <<CONF
 daemonize: false
@@ -96,12 +97,15 @@ CONF
         stored=$(python3 -c "import json;print(int(json.load(open('$dir/report.json'))['collector']['stored_records']))")
         kill -TERM $pid; wait $pid || true ;;
       nfcapd)
+        # nfcapd prints what it stored when it exits: "Ident: 'none' Flows: N, ...".
         kill -TERM $pid; wait $pid || true
-        stored=$(nfdump -R "$dir" -q -o 'fmt:%ts' 2>/dev/null | wc -l) ;;
+        stored=$(sed -n "s/.*Flows: \([0-9]*\),.*/\1/p" "$dir/log" | tail -1)
+        stored=${stored:-0} ;;
       nfacctd)
         # nfacctd aggregates in memory (identical flows of every loop merge), so its output
         # line count is not comparable: count what it received, from the kernel's drops.
-        kill -TERM $pid; wait $pid || true
+        # pmacct daemons stop (and flush) on SIGINT.
+        kill -INT $pid; wait $pid || true
         stored=$(python3 -c "print(round($sent * (1 - $drops / $packets)))") ;;
     esac
     secs=$(python3 -c "print(max(($cpu1-$cpu0)/$hz, 1e-9))")

@@ -459,6 +459,16 @@ impl Decoder {
         dg: &Datagram<'_>,
         mut emit: F,
     ) -> Result<(), DecodeError> {
+        self.decode_with_tables(dg, |r, _| emit(r))
+    }
+
+    /// Like [`Decoder::decode`], and also hands each record the options-derived tables of its
+    /// scope (samplers, interface names), which enrichment needs while the decoder is busy.
+    pub fn decode_with_tables<F: FnMut(&Record<'_>, Option<&ScopeTables>)>(
+        &mut self,
+        dg: &Datagram<'_>,
+        mut emit: F,
+    ) -> Result<(), DecodeError> {
         self.stats.datagrams += 1;
         let r = match u16_at(dg.payload, 0) {
             Some(5) => self.decode_v5(dg, &mut emit),
@@ -473,7 +483,7 @@ impl Decoder {
         r
     }
 
-    fn decode_v5<F: FnMut(&Record<'_>)>(
+    fn decode_v5<F: FnMut(&Record<'_>, Option<&ScopeTables>)>(
         &mut self,
         dg: &Datagram<'_>,
         emit: &mut F,
@@ -519,19 +529,22 @@ impl Decoder {
         let t = v5_template();
         for i in 0..count {
             let data = &p[24 + 48 * i..24 + 48 * (i + 1)];
-            emit(&Record {
-                header: &header,
-                template: t,
-                data,
-                spans: &t.fixed_spans,
-                system_init_ms: None,
-            });
+            emit(
+                &Record {
+                    header: &header,
+                    template: t,
+                    data,
+                    spans: &t.fixed_spans,
+                    system_init_ms: None,
+                },
+                None,
+            );
         }
         self.stats.flow_records += count as u64;
         Ok(())
     }
 
-    fn decode_v9<F: FnMut(&Record<'_>)>(
+    fn decode_v9<F: FnMut(&Record<'_>, Option<&ScopeTables>)>(
         &mut self,
         dg: &Datagram<'_>,
         emit: &mut F,
@@ -571,7 +584,7 @@ impl Decoder {
         r
     }
 
-    fn decode_ipfix<F: FnMut(&Record<'_>)>(
+    fn decode_ipfix<F: FnMut(&Record<'_>, Option<&ScopeTables>)>(
         &mut self,
         dg: &Datagram<'_>,
         emit: &mut F,
@@ -709,7 +722,7 @@ impl Decoder {
     }
 
     /// Walks the sets (v9 "flowsets") of one message body.
-    fn walk_sets<F: FnMut(&Record<'_>)>(
+    fn walk_sets<F: FnMut(&Record<'_>, Option<&ScopeTables>)>(
         &mut self,
         key: ScopeKey,
         header: &ExportHeader,
@@ -753,7 +766,7 @@ impl Decoder {
         Ok(())
     }
 
-    fn template_set<F: FnMut(&Record<'_>)>(
+    fn template_set<F: FnMut(&Record<'_>, Option<&ScopeTables>)>(
         &mut self,
         key: ScopeKey,
         mut set: &[u8],
@@ -928,7 +941,7 @@ impl Decoder {
         self.recount_fields();
     }
 
-    fn learn<F: FnMut(&Record<'_>)>(
+    fn learn<F: FnMut(&Record<'_>, Option<&ScopeTables>)>(
         &mut self,
         key: ScopeKey,
         t: Template,
@@ -1014,7 +1027,7 @@ impl Decoder {
         }
     }
 
-    fn data_set<F: FnMut(&Record<'_>)>(
+    fn data_set<F: FnMut(&Record<'_>, Option<&ScopeTables>)>(
         &mut self,
         key: ScopeKey,
         header: &ExportHeader,
@@ -1128,7 +1141,7 @@ impl Decoder {
                 spans,
                 system_init_ms,
             };
-            emit(&rec);
+            emit(&rec, Some(&scope.tables));
             if t.options {
                 Self::absorb_options(scope, &rec, &limits);
             }

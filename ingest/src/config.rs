@@ -285,6 +285,101 @@ impl Default for Store {
     }
 }
 
+/// One exporter's settings under `[[enrich.exporter]]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExporterSettings {
+    /// Exporter address.
+    pub address: IpAddr,
+    /// Name shown as `observer.name`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Sampling interval to apply whatever the exporter says (1 in N).
+    #[serde(default)]
+    pub sampling_interval: Option<u32>,
+    /// Interface names: `{ index = 3, name = "eth0", description = "uplink" }`.
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceSettings>,
+}
+
+/// An interface name from the config.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceSettings {
+    /// ifIndex.
+    pub index: u32,
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `[enrich]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Enrich {
+    /// MaxMind (or compatible) City or Country database; none means no geo fields.
+    pub geoip_city: Option<PathBuf>,
+    /// MaxMind (or compatible) ASN database; none means AS numbers from the records only.
+    pub geoip_asn: Option<PathBuf>,
+    /// Compute `network.community_id`.
+    pub community_id: bool,
+    /// Networks that count as internal for `network.direction` (besides private ranges).
+    pub internal_networks: Vec<String>,
+    /// Per-exporter names, sampling overrides and interface names.
+    #[serde(rename = "exporter")]
+    pub exporters: Vec<ExporterSettings>,
+}
+
+impl Default for Enrich {
+    fn default() -> Self {
+        Enrich {
+            geoip_city: None,
+            geoip_asn: None,
+            community_id: true,
+            internal_networks: Vec::new(),
+            exporters: Vec::new(),
+        }
+    }
+}
+
+impl Enrich {
+    /// The enrichment crate's configuration.
+    pub fn to_enrich_config(&self) -> Result<sluice_enrich::EnrichConfig, String> {
+        let mut c = sluice_enrich::EnrichConfig {
+            geoip_city: self.geoip_city.clone(),
+            geoip_asn: self.geoip_asn.clone(),
+            community_id: self.community_id,
+            ..sluice_enrich::EnrichConfig::default()
+        };
+        for n in &self.internal_networks {
+            c.internal_networks.push(
+                n.parse()
+                    .map_err(|_| format!("enrich.internal_networks: {n:?} is not a CIDR"))?,
+            );
+        }
+        for e in &self.exporters {
+            c.exporters.push(sluice_enrich::ExporterConfig {
+                address: e.address,
+                name: e.name.clone(),
+                sampling_interval: e.sampling_interval,
+                interfaces: e
+                    .interfaces
+                    .iter()
+                    .map(|i| sluice_enrich::InterfaceConfig {
+                        index: i.index,
+                        name: i.name.clone(),
+                        description: i.description.clone(),
+                    })
+                    .collect(),
+            });
+        }
+        Ok(c)
+    }
+}
+
 /// `[metrics]`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -317,6 +412,9 @@ pub struct Config {
     /// Local store.
     #[serde(default)]
     pub store: Store,
+    /// Enrichment.
+    #[serde(default)]
+    pub enrich: Enrich,
     /// Metrics endpoint.
     #[serde(default)]
     pub metrics: Metrics,
@@ -418,6 +516,7 @@ impl Config {
         if !(1..=19).contains(&self.store.zstd_level) {
             return Err("store.zstd_level: 1 to 19".into());
         }
+        self.enrich.to_enrich_config()?;
         Ok(())
     }
 

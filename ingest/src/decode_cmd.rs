@@ -3,16 +3,24 @@
 use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Result;
 use sluice_decode::pcap::PcapReader;
 use sluice_decode::{Datagram, Decoder, Limits};
+use sluice_enrich::Enricher;
 use sluice_sink::ecs::EncodeOptions;
 
 use crate::output::DocWriter;
 use crate::Format;
 
-pub fn run(path: &Path, format: Format, annotate: bool, include_options: bool) -> Result<ExitCode> {
+pub fn run(
+    path: &Path,
+    format: Format,
+    annotate: bool,
+    include_options: bool,
+    enricher: Option<Arc<Enricher>>,
+) -> Result<ExitCode> {
     let mut reader = PcapReader::open(path)?;
     // A capture may stitch together packets taken days apart: templates do not expire here.
     let mut decoder = Decoder::new(Limits {
@@ -20,6 +28,9 @@ pub fn run(path: &Path, format: Format, annotate: bool, include_options: bool) -
         ..Limits::default()
     });
     let mut out = DocWriter::new(format, EncodeOptions { annotate });
+    if let Some(e) = enricher {
+        out = out.with_enricher(e);
+    }
     let mut datagram_errors = 0u64;
     let mut truncated = 0u64;
     let pstats = reader.for_each_udp(|udp| {
@@ -32,9 +43,9 @@ pub fn run(path: &Path, format: Format, annotate: bool, include_options: bool) -
             payload: &udp.payload,
             tag: udp.frame,
         };
-        let r = decoder.decode(&dg, |rec| {
+        let r = decoder.decode_with_tables(&dg, |rec, tables| {
             if !rec.template.options || include_options {
-                out.record(rec);
+                out.record(rec, tables);
             }
         });
         if r.is_err() {

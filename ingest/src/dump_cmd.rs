@@ -3,8 +3,10 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
+use sluice_enrich::Enricher;
 use sluice_sink::ecs::EncodeOptions;
 use sluice_sink::filter::{parse_duration, parse_time_arg, Filter};
 use sluice_sink::store::StoreReader;
@@ -20,6 +22,7 @@ pub fn run(
     last: Option<String>,
     filter: Option<String>,
     format: Format,
+    enricher: Arc<Enricher>,
 ) -> Result<ExitCode> {
     let now = now_ns();
     let to_ns = match &to {
@@ -41,7 +44,9 @@ pub fn run(
     let flows = data_dir.join("flows");
     let reader = StoreReader::open(&flows)
         .with_context(|| format!("opening the store in {}", flows.display()))?;
-    let mut out = DocWriter::new(format, EncodeOptions::default());
+    // The store keeps records as the exporter sent them; enrichment (names, geo, scaling by the
+    // sampling the record carries or the config gives) is applied as they are read.
+    let mut out = DocWriter::new(format, EncodeOptions::default()).with_enricher(enricher);
     let stats = reader.scan(from_ns, to_ns, |r| {
         if out.failed() || r.template.options {
             return;
@@ -52,7 +57,7 @@ pub fn run(
                 return;
             }
         }
-        out.record_with(r, &flow);
+        out.record_with(r, &flow, None);
     })?;
     out.finish()?;
     // A torn tail is what a crash (or the segment being written right now) leaves: normal.

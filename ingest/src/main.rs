@@ -74,6 +74,18 @@ enum Cmd {
         /// Also print options records (sampler, interface and exporter tables).
         #[arg(long)]
         include_options: bool,
+        /// Config file whose [enrich] section applies (GeoIP databases, exporter names).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// GeoIP city/country database (overrides the config).
+        #[arg(long)]
+        geoip_city: Option<PathBuf>,
+        /// GeoIP ASN database (overrides the config).
+        #[arg(long)]
+        geoip_asn: Option<PathBuf>,
+        /// Print the exporter's raw records without enrichment (no geo, names, scaling).
+        #[arg(long)]
+        raw: bool,
     },
     /// Print the document field table.
     Fields {
@@ -131,8 +143,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Some(p) => config::Config::load(p)?,
                 None => config::Config::defaults(),
             };
-            let dir = data_dir.unwrap_or(cfg.store.data_dir);
-            dump_cmd::run(&dir, from, to, last, filter, format)
+            let dir = data_dir.unwrap_or(cfg.store.data_dir.clone());
+            let enricher = run::enricher(&cfg.enrich)?;
+            dump_cmd::run(&dir, from, to, last, filter, format, enricher)
         }
         Cmd::Config { cmd } => match cmd {
             ConfigCmd::Default => {
@@ -155,8 +168,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
             annotate,
             include_options,
-        } => decode_cmd::run(&file, format, annotate, include_options)
-            .with_context(|| format!("decoding {}", file.display())),
+            config,
+            geoip_city,
+            geoip_asn,
+            raw,
+        } => {
+            let enricher = if raw {
+                None
+            } else {
+                let mut e = match &config {
+                    Some(p) => config::Config::load(p)?.enrich,
+                    None => config::Config::defaults().enrich,
+                };
+                e.geoip_city = geoip_city.or(e.geoip_city);
+                e.geoip_asn = geoip_asn.or(e.geoip_asn);
+                Some(run::enricher(&e)?)
+            };
+            decode_cmd::run(&file, format, annotate, include_options, enricher)
+                .with_context(|| format!("decoding {}", file.display()))
+        }
         Cmd::Fields {
             markdown,
             index_template,

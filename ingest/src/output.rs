@@ -3,7 +3,10 @@
 
 use std::io::{self, BufWriter, StdoutLock, Write};
 
-use sluice_decode::{Flow, Record};
+use std::sync::Arc;
+
+use sluice_decode::{Flow, Record, ScopeTables};
+use sluice_enrich::{CoreCache, Enriched, Enricher};
 use sluice_sink::ecs::{self, EncodeOptions};
 
 use crate::Format;
@@ -15,6 +18,7 @@ pub struct DocWriter {
     format: Format,
     opts: EncodeOptions,
     err: Option<io::Error>,
+    enrich: Option<(Arc<Enricher>, CoreCache, Box<Enriched>)>,
 }
 
 impl std::fmt::Debug for DocWriter {
@@ -40,7 +44,15 @@ impl DocWriter {
             format,
             opts,
             err: None,
+            enrich: None,
         }
+    }
+
+    /// Enriches every record before encoding it.
+    pub fn with_enricher(mut self, e: Arc<Enricher>) -> DocWriter {
+        let cache = e.cache();
+        self.enrich = Some((e, cache, Box::default()));
+        self
     }
 
     /// Whether writing has failed (stop producing).
@@ -49,18 +61,26 @@ impl DocWriter {
     }
 
     /// Encodes one record.
-    pub fn record(&mut self, r: &Record<'_>) {
-        self.record_with(r, &r.flow());
+    pub fn record(&mut self, r: &Record<'_>, tables: Option<&ScopeTables>) {
+        self.record_with(r, &r.flow(), tables);
     }
 
-    /// Encodes one record whose flow view the caller already has.
-    pub fn record_with(&mut self, r: &Record<'_>, flow: &Flow) {
+    /// Encodes one record whose flow view the caller already has; `tables` are the options
+    /// tables of its scope, for enrichment.
+    pub fn record_with(&mut self, r: &Record<'_>, flow: &Flow, tables: Option<&ScopeTables>) {
         if self.err.is_some() {
             return;
         }
+        let e = match &mut self.enrich {
+            Some((en, cache, out)) if !r.template.options => {
+                en.enrich(cache, r, flow, tables, out);
+                Some(&**out)
+            }
+            _ => None,
+        };
         match self.format {
-            Format::Ndjson => ecs::encode_json(&mut self.buf, r, flow, &self.opts),
-            Format::Csv => ecs::encode_csv(&mut self.buf, r, flow),
+            Format::Ndjson => ecs::encode_json_enriched(&mut self.buf, r, flow, e, &self.opts),
+            Format::Csv => ecs::encode_csv(&mut self.buf, r, flow, e),
         }
         self.buf.push(b'\n');
         if self.buf.len() >= 1 << 15 {

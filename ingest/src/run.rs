@@ -78,6 +78,15 @@ fn limits(cfg: &Config) -> Limits {
     }
 }
 
+/// The enricher for a `[enrich]` section; a database that cannot be loaded is an error that
+/// names it.
+pub fn enricher(cfg: &crate::config::Enrich) -> Result<Arc<sluice_enrich::Enricher>> {
+    let c = cfg.to_enrich_config().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Arc::new(
+        sluice_enrich::Enricher::new(&c).context("loading enrichment (GeoIP databases)")?,
+    ))
+}
+
 /// Settings the store thread re-reads on SIGHUP.
 #[derive(Clone, Debug)]
 struct Live {

@@ -11,6 +11,14 @@ use serde_json::Value;
 
 fn flatten(prefix: &str, v: &Value, out: &mut BTreeSet<String>) {
     match v {
+        // A geo_point is one field written as {"lat": .., "lon": ..}.
+        Value::Object(m) if prefix.ends_with(".geo.location") => {
+            assert!(
+                m.contains_key("lat") && m.contains_key("lon"),
+                "{prefix}: {v}"
+            );
+            out.insert(prefix.to_string());
+        }
         Value::Object(m) => {
             for (k, v) in m {
                 let p = if prefix.is_empty() {
@@ -34,10 +42,26 @@ fn document_keys_are_in_the_field_table() {
         .map(|r| r.path)
         .collect();
     let mut seen = BTreeSet::new();
+    // Enrichment on, with the MaxMind test databases (the generated captures use addresses
+    // they know) and a name for the exporter of the generated captures.
+    let dir = common::collector::TempDir::new("dockeys");
+    let geo = common::captures_dir().join("../geoip");
+    let cfg = dir.0.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[enrich]\ngeoip_city = \"{}\"\ngeoip_asn = \"{}\"\n\n[[enrich.exporter]]\naddress = \"127.0.0.1\"\nname = \"lab-probe\"\ninterfaces = [{{ index = 2, name = \"eth0\", description = \"uplink\" }}, {{ index = 0, name = \"local\", description = \"host\" }}]\n",
+            geo.join("GeoLite2-City-Test.mmdb").display(),
+            geo.join("GeoLite2-ASN-Test.mmdb").display()
+        ),
+    )
+    .expect("config");
     for f in common::flow_captures(&common::captures_dir()) {
         let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("decode")
             .arg("--include-options")
+            .arg("--config")
+            .arg(&cfg)
             .arg(&f)
             .output()
             .expect("run sluice");

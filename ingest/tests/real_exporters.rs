@@ -128,7 +128,9 @@ impl Tcpdump {
         // rather than when the capture buffer's block times out, so stopping shortly after the
         // exporter exits loses nothing.
         let mut child = Command::new(tool("tcpdump"))
-            .args(["-i", "lo", "-s", "0", "-U", "--immediate-mode", "-n", "-w"])
+            // -B: a 32 MiB capture buffer, so a loaded machine (CI runs tests in parallel)
+            // does not make tcpdump itself drop packets.
+            .args(["-i", "lo", "-s", "0", "-B", "32768", "-U", "--immediate-mode", "-n", "-w"])
             .arg(file)
             .arg(format!("udp and dst port {port}"))
             .stdin(Stdio::null())

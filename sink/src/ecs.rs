@@ -9,6 +9,7 @@ use sluice_decode::ie::IeType;
 use sluice_decode::record::be_uint;
 use sluice_decode::template::{Dialect, NO_FIELD};
 use sluice_decode::{Field, Flow, Record};
+use sluice_enrich::Enriched;
 
 use crate::schema::{EcsField, Getter, ECS_FIELDS};
 use crate::timefmt::write_rfc3339;
@@ -23,9 +24,9 @@ pub struct EncodeOptions {
     pub annotate: bool,
 }
 
-/// A field value, borrowed from the record or the flow.
+/// A field value, borrowed from the record, the flow or the enrichment.
 #[derive(Clone, Copy, Debug)]
-pub enum Value {
+pub enum Value<'a> {
     /// Unsigned number.
     U64(u64),
     /// Signed number.
@@ -42,6 +43,12 @@ pub enum Value {
     Socket(std::net::SocketAddr),
     /// IP protocol number, written as a string (ECS keyword).
     ProtoNumber(u8),
+    /// Borrowed text (names from enrichment).
+    Text(&'a str),
+    /// A number written as a keyword string (interface ids).
+    NumText(u64),
+    /// `geo_point`: latitude, longitude.
+    Geo(f64, f64),
 }
 
 /// Lower-case IANA keyword of an IP protocol number (the common ones; the rest are written
@@ -87,10 +94,23 @@ fn sum(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// The value of an ECS field for a record, if it has one.
-pub fn value_of(g: Getter, r: &Record<'_>, f: &Flow) -> Option<Value> {
+/// The value of an ECS field for a record, if it has one. With enrichment, counters are the
+/// sampling-scaled estimates and the enrichment-only fields are filled.
+pub fn value_of<'a>(
+    g: Getter,
+    r: &Record<'_>,
+    f: &Flow,
+    e: Option<&'a Enriched>,
+) -> Option<Value<'a>> {
     let h = r.header;
     let biflow = f.rev_bytes.is_some() || f.rev_packets.is_some();
+    // Scaled counters when enriched, raw ones otherwise.
+    let (bytes, packets, rev_bytes, rev_packets) = match e {
+        Some(e) => (e.bytes, e.packets, e.rev_bytes, e.rev_packets),
+        None => (f.bytes, f.packets, f.rev_bytes, f.rev_packets),
+    };
+    let text = |t: Option<&'a str>| t.map(Value::Text);
+    let arc = |t: &'a Option<std::sync::Arc<str>>| t.as_deref().map(Value::Text);
     Some(match g {
         Getter::Timestamp => Value::Time(sluice_decode::time::export_ns(r)),
         Getter::EventKind => Value::Str("event"),
@@ -106,12 +126,12 @@ pub fn value_of(g: Getter, r: &Record<'_>, f: &Flow) -> Option<Value> {
         Getter::EventDuration => Value::I64(f.end_ns.saturating_sub(f.start_ns).max(0)),
         Getter::SourceIp => Value::Ip(f.src_ip?),
         Getter::SourcePort => Value::U64(u64::from(f.src_port?)),
-        Getter::SourceBytes if biflow => Value::U64(f.bytes?),
-        Getter::SourcePackets if biflow => Value::U64(f.packets?),
+        Getter::SourceBytes if biflow => Value::U64(bytes?),
+        Getter::SourcePackets if biflow => Value::U64(packets?),
         Getter::DestinationIp => Value::Ip(f.dst_ip?),
         Getter::DestinationPort => Value::U64(u64::from(f.dst_port?)),
-        Getter::DestinationBytes => Value::U64(f.rev_bytes?),
-        Getter::DestinationPackets => Value::U64(f.rev_packets?),
+        Getter::DestinationBytes => Value::U64(rev_bytes?),
+        Getter::DestinationPackets => Value::U64(rev_packets?),
         Getter::SourceBytes | Getter::SourcePackets => return None,
         Getter::NetworkType => Value::Str(match f.src_ip.or(f.dst_ip)? {
             IpAddr::V4(_) => "ipv4",
@@ -119,8 +139,52 @@ pub fn value_of(g: Getter, r: &Record<'_>, f: &Flow) -> Option<Value> {
         }),
         Getter::NetworkIanaNumber => Value::ProtoNumber(f.proto?),
         Getter::NetworkTransport => Value::Str(proto_name(f.proto?)?),
-        Getter::NetworkBytes => Value::U64(sum(f.bytes, f.rev_bytes)?),
-        Getter::NetworkPackets => Value::U64(sum(f.packets, f.rev_packets)?),
+        Getter::NetworkBytes => Value::U64(sum(bytes, rev_bytes)?),
+        Getter::NetworkPackets => Value::U64(sum(packets, rev_packets)?),
+        Getter::SourceLocality => Value::Str(e?.source.locality?.as_str()),
+        Getter::DestinationLocality => Value::Str(e?.destination.locality?.as_str()),
+        Getter::SourceNatIp => Value::Ip(e?.source.nat_ip?),
+        Getter::DestinationNatIp => Value::Ip(e?.destination.nat_ip?),
+        Getter::SourceNatPort => Value::U64(u64::from(e?.source.nat_port?)),
+        Getter::DestinationNatPort => Value::U64(u64::from(e?.destination.nat_port?)),
+        Getter::SourceAsNumber => Value::U64(u64::from(e?.source.as_number?)),
+        Getter::DestinationAsNumber => Value::U64(u64::from(e?.destination.as_number?)),
+        Getter::SourceAsOrg => arc(&e?.source_as()?.organization)?,
+        Getter::DestinationAsOrg => arc(&e?.destination_as()?.organization)?,
+        Getter::SourceContinent => arc(&e?.source_geo()?.continent_name)?,
+        Getter::DestinationContinent => arc(&e?.destination_geo()?.continent_name)?,
+        Getter::SourceCountryIso => arc(&e?.source_geo()?.country_iso_code)?,
+        Getter::DestinationCountryIso => arc(&e?.destination_geo()?.country_iso_code)?,
+        Getter::SourceCountryName => arc(&e?.source_geo()?.country_name)?,
+        Getter::DestinationCountryName => arc(&e?.destination_geo()?.country_name)?,
+        Getter::SourceCity => arc(&e?.source_geo()?.city_name)?,
+        Getter::DestinationCity => arc(&e?.destination_geo()?.city_name)?,
+        Getter::SourceLocation => {
+            let l = e?.source_geo()?.location?;
+            Value::Geo(l.lat, l.lon)
+        }
+        Getter::DestinationLocation => {
+            let l = e?.destination_geo()?.location?;
+            Value::Geo(l.lat, l.lon)
+        }
+        Getter::NetworkProtocol => Value::Str(e?.service?),
+        Getter::NetworkDirection => Value::Str(e?.direction?),
+        Getter::NetworkCommunityId => text(e?.community_id.as_ref().map(|c| c.as_str()))?,
+        Getter::NetworkTcpFlags => {
+            let flags = e?.tcp_flags;
+            if flags.is_empty() {
+                return None;
+            }
+            Value::List(flags)
+        }
+        Getter::NetworkSamplingInterval => Value::U64(u64::from(e?.sampling_interval?)),
+        Getter::ObserverName => text(e?.exporter_name.get())?,
+        Getter::IngressIfId => Value::NumText(u64::from(e?.in_if.index?)),
+        Getter::IngressIfName => text(e?.in_if.name.get())?,
+        Getter::IngressIfAlias => text(e?.in_if.description.get())?,
+        Getter::EgressIfId => Value::NumText(u64::from(e?.out_if.index?)),
+        Getter::EgressIfName => text(e?.out_if.name.get())?,
+        Getter::EgressIfAlias => text(e?.out_if.description.get())?,
         Getter::ObserverIp => Value::Ip(h.exporter.ip()),
         Getter::ExporterAddress => Value::Socket(h.exporter),
         Getter::ExporterVersion => Value::U64(u64::from(h.version)),
@@ -290,6 +354,19 @@ fn write_value_json(out: &mut Vec<u8>, v: &Value) {
             write_u64(out, u64::from(p));
             out.push(b'"');
         }
+        Value::NumText(n) => {
+            out.push(b'"');
+            write_u64(out, n);
+            out.push(b'"');
+        }
+        Value::Text(t) => write_str(out, t),
+        Value::Geo(lat, lon) => {
+            out.extend_from_slice(b"{\"lat\":");
+            write_float(out, lat);
+            out.extend_from_slice(b",\"lon\":");
+            write_float(out, lon);
+            out.push(b'}');
+        }
     }
 }
 
@@ -389,9 +466,20 @@ fn write_float(out: &mut Vec<u8>, v: f64) {
 
 /// Appends one JSON document (no newline) for a record.
 pub fn encode_json(out: &mut Vec<u8>, r: &Record<'_>, f: &Flow, opts: &EncodeOptions) {
+    encode_json_enriched(out, r, f, None, opts);
+}
+
+/// Appends one JSON document (no newline) for a record and its enrichment.
+pub fn encode_json_enriched(
+    out: &mut Vec<u8>,
+    r: &Record<'_>,
+    f: &Flow,
+    e: Option<&Enriched>,
+    opts: &EncodeOptions,
+) {
     let mut w = Nest::new(out);
     for field in ECS_FIELDS {
-        emit_ecs(&mut w, field, r, f);
+        emit_ecs(&mut w, field, r, f, e);
     }
     let t = r.template;
     for (i, field) in t.fields.iter().enumerate() {
@@ -438,8 +526,14 @@ pub fn encode_json(out: &mut Vec<u8>, r: &Record<'_>, f: &Flow, opts: &EncodeOpt
     w.finish();
 }
 
-fn emit_ecs(w: &mut Nest<'_>, field: &'static EcsField, r: &Record<'_>, f: &Flow) {
-    if let Some(v) = value_of(field.get, r, f) {
+fn emit_ecs(
+    w: &mut Nest<'_>,
+    field: &'static EcsField,
+    r: &Record<'_>,
+    f: &Flow,
+    e: Option<&Enriched>,
+) {
+    if let Some(v) = value_of(field.get, r, f, e) {
         let (parents, n, leaf) = split(field.path);
         w.key(&parents[..n], leaf);
         write_value_json(w.out, &v);
@@ -458,12 +552,12 @@ pub fn csv_header(out: &mut Vec<u8>) {
 
 /// One CSV line (no newline): the `csv` columns of the field table. Values never contain
 /// commas or quotes, so no quoting is needed.
-pub fn encode_csv(out: &mut Vec<u8>, r: &Record<'_>, f: &Flow) {
+pub fn encode_csv(out: &mut Vec<u8>, r: &Record<'_>, f: &Flow, e: Option<&Enriched>) {
     for (i, field) in ECS_FIELDS.iter().filter(|f| f.csv).enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        match value_of(field.get, r, f) {
+        match value_of(field.get, r, f, e) {
             None => {}
             Some(Value::U64(n)) => write_u64(out, n),
             Some(Value::I64(n)) => write_i64(out, n),
@@ -477,6 +571,12 @@ pub fn encode_csv(out: &mut Vec<u8>, r: &Record<'_>, f: &Flow) {
                 let _ = write!(out, "{sa}");
             }
             Some(Value::ProtoNumber(p)) => write_u64(out, u64::from(p)),
+            Some(Value::NumText(n)) => write_u64(out, n),
+            // Names could hold commas: CSV carries only the core columns, none of these.
+            Some(Value::Text(t)) => out.extend_from_slice(t.replace(',', " ").as_bytes()),
+            Some(Value::Geo(lat, lon)) => {
+                let _ = write!(out, "{lat} {lon}");
+            }
         }
     }
 }

@@ -108,7 +108,7 @@ fn csv_has_a_column_per_header_name() {
     let mut head = Vec::new();
     csv_header(&mut head);
     let mut line = Vec::new();
-    encode_csv(&mut line, &r, &r.flow());
+    encode_csv(&mut line, &r, &r.flow(), None);
     let head = String::from_utf8(head).expect("utf8");
     let line = String::from_utf8(line).expect("utf8");
     assert_eq!(head.split(',').count(), line.split(',').count());

@@ -16,6 +16,6 @@ pub fn decode_and_encode(d: &mut Decoder, port: u16, payload: &[u8], out: &mut V
         let f = r.flow();
         out.clear();
         encode_json(out, r, &f, &EncodeOptions { annotate: true });
-        encode_csv(out, r, &f);
+        encode_csv(out, r, &f, None);
     });
 }

@@ -12,5 +12,6 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut d = sluice_decode::Decoder::default();
     let mut out = Vec::new();
-    let _ = r.for_each_udp(|u| common::decode_and_encode(&mut d, u.src.port(), &u.payload, &mut out));
+    let _ =
+        r.for_each_udp(|u| common::decode_and_encode(&mut d, u.src.port(), &u.payload, &mut out));
 });
