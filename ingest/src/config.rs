@@ -258,6 +258,9 @@ impl Default for Decode {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Store {
+    /// Keep flows in the local store (the embedded default sink). With it off, and
+    /// Elasticsearch on, the data directory still holds templates and the spool.
+    pub enabled: bool,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Partition length.
@@ -275,6 +278,7 @@ pub struct Store {
 impl Default for Store {
     fn default() -> Self {
         Store {
+            enabled: true,
             data_dir: PathBuf::from("./sluice-data"),
             partition: HumanDuration(Duration::from_secs(3600)),
             retention: HumanDuration(Duration::from_secs(7 * 86_400)),
@@ -380,6 +384,55 @@ impl Enrich {
     }
 }
 
+/// `[elasticsearch]`: ship enriched documents to Elasticsearch 8 or OpenSearch 2/3.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Elasticsearch {
+    /// Ship to Elasticsearch at all.
+    pub enabled: bool,
+    /// Cluster URLs (http:// or https://), tried in turn.
+    pub urls: Vec<String>,
+    /// Index name with strftime-style date parts of the document's @timestamp (UTC).
+    pub index: String,
+    /// Write into this data stream instead of daily indices (Elasticsearch only).
+    pub data_stream: Option<String>,
+    /// CA certificate file (PEM) to trust for https.
+    pub ca_file: Option<PathBuf>,
+    /// Verify the server's certificate; turning it off logs a warning.
+    pub tls_verify: bool,
+    /// Documents per bulk request.
+    pub batch_docs: usize,
+    /// A partial bulk request is sent after this long.
+    pub flush_interval: HumanDuration,
+    /// Bulk requests in flight.
+    pub max_in_flight: usize,
+    /// gzip level of request bodies (Elasticsearch takes gzip, not zstd).
+    pub gzip_level: u32,
+    /// Disk spool for what cannot be shipped while the cluster is slow or down.
+    pub spool_max_size: HumanSize,
+    /// How long indices are kept (ILM / ISM policy); 0s: no policy.
+    pub retention: HumanDuration,
+}
+
+impl Default for Elasticsearch {
+    fn default() -> Self {
+        Elasticsearch {
+            enabled: false,
+            urls: vec!["http://127.0.0.1:9200".into()],
+            index: "sluice-flows-%Y.%m.%d".into(),
+            data_stream: None,
+            ca_file: None,
+            tls_verify: true,
+            batch_docs: 5000,
+            flush_interval: HumanDuration(Duration::from_secs(1)),
+            max_in_flight: 4,
+            gzip_level: 1,
+            spool_max_size: HumanSize(10 << 30),
+            retention: HumanDuration(Duration::from_secs(30 * 86_400)),
+        }
+    }
+}
+
 /// `[metrics]`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -415,6 +468,9 @@ pub struct Config {
     /// Enrichment.
     #[serde(default)]
     pub enrich: Enrich,
+    /// Elasticsearch / OpenSearch sink.
+    #[serde(default)]
+    pub elasticsearch: Elasticsearch,
     /// Metrics endpoint.
     #[serde(default)]
     pub metrics: Metrics,
@@ -517,6 +573,22 @@ impl Config {
             return Err("store.zstd_level: 1 to 19".into());
         }
         self.enrich.to_enrich_config()?;
+        if !self.store.enabled && !self.elasticsearch.enabled {
+            return Err("store.enabled: with Elasticsearch off too, flows would go nowhere".into());
+        }
+        if self.elasticsearch.enabled {
+            if self.elasticsearch.urls.is_empty() {
+                return Err("elasticsearch.urls: at least one URL".into());
+            }
+            for u in &self.elasticsearch.urls {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(format!("elasticsearch.urls: {u:?} is not an http(s) URL"));
+                }
+            }
+            if self.elasticsearch.batch_docs == 0 {
+                return Err("elasticsearch.batch_docs: at least 1".into());
+            }
+        }
         Ok(())
     }
 

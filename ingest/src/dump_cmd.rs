@@ -15,17 +15,40 @@ use crate::output::DocWriter;
 use crate::run::now_ns;
 use crate::Format;
 
-pub fn run(
-    data_dir: &Path,
-    from: Option<String>,
-    to: Option<String>,
-    last: Option<String>,
-    filter: Option<String>,
-    format: Format,
-    enricher: Arc<Enricher>,
-) -> Result<ExitCode> {
+/// Where `dump` reads.
+#[derive(Clone, Copy, Debug, clap::ValueEnum, PartialEq, Eq)]
+pub enum Source {
+    /// The local store.
+    Local,
+    /// Elasticsearch / OpenSearch.
+    Es,
+}
+
+/// The time arguments.
+#[derive(Clone, Debug)]
+pub struct Range {
+    /// --from.
+    pub from: Option<String>,
+    /// --to.
+    pub to: Option<String>,
+    /// --last.
+    pub last: Option<String>,
+}
+
+impl Range {
+    /// [from, to) in ns since the epoch.
+    pub fn resolve(&self) -> Result<(i64, i64)> {
+        resolve(&self.from, &self.to, &self.last)
+    }
+}
+
+fn resolve(
+    from: &Option<String>,
+    to: &Option<String>,
+    last: &Option<String>,
+) -> Result<(i64, i64)> {
     let now = now_ns();
-    let to_ns = match &to {
+    let to_ns = match to {
         Some(t) => parse_time_arg(t, now).map_err(|e| anyhow!("--to {t:?}: {e}"))?,
         None => now.saturating_add(1),
     };
@@ -37,6 +60,18 @@ pub fn run(
         }
         (None, None) => return Err(anyhow!("give --last DURATION or --from TIME [--to TIME]")),
     };
+    Ok((from_ns, to_ns))
+}
+
+/// `dump` from the local store.
+pub fn run(
+    data_dir: &Path,
+    range: Range,
+    filter: Option<String>,
+    format: Format,
+    enricher: Arc<Enricher>,
+) -> Result<ExitCode> {
+    let (from_ns, to_ns) = range.resolve()?;
     let filter = match &filter {
         Some(f) => Some(Filter::parse(f).map_err(|e| anyhow!("--where {f:?}: {e}"))?),
         None => None,
@@ -79,5 +114,41 @@ pub fn run(
         );
         return Ok(ExitCode::FAILURE);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dump --source es`: the documents as the cluster holds them, read with a point in time and
+/// search_after, in @timestamp order.
+pub fn run_es(
+    cfg: &crate::config::Config,
+    range: Range,
+    filter: Option<String>,
+    format: Format,
+) -> Result<ExitCode> {
+    use std::io::Write;
+    if filter.is_some() {
+        return Err(anyhow!(
+            "--where is not translated to an Elasticsearch query yet; use --source local, or filter in Kibana"
+        ));
+    }
+    if format != Format::Ndjson {
+        return Err(anyhow!("--source es prints NDJSON only"));
+    }
+    let (from_ns, to_ns) = range.resolve()?;
+    let es = crate::ship::es_config(cfg)?;
+    let docs = sluice_sink::es::dump(&es, from_ns, to_ns, None)
+        .map_err(|e| anyhow!("Elasticsearch dump: {e}"))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for d in docs {
+        let d = d.map_err(|e| anyhow!("Elasticsearch dump: {e}"))?;
+        if let Err(e) = writeln!(out, "{d}") {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(e.into());
+        }
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod metrics;
 pub mod output;
 pub mod run;
+pub mod ship;
 pub mod udp;
 
 /// Output formats of `decode` and `dump`.

@@ -53,6 +53,13 @@ enum Cmd {
         /// Data directory (overrides the config).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Where to read: the local store, or Elasticsearch/OpenSearch (point in time +
+        /// search_after).
+        #[arg(long, value_enum, default_value_t = dump_cmd::Source::Local)]
+        source: dump_cmd::Source,
+        /// Elasticsearch URL for --source es (default: the config's elasticsearch.urls).
+        #[arg(long)]
+        es: Option<String>,
     },
     /// Configuration: print the defaults or check a file.
     Config {
@@ -138,14 +145,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
             config,
             data_dir,
+            source,
+            es,
         } => {
-            let cfg = match &config {
+            let mut cfg = match &config {
                 Some(p) => config::Config::load(p)?,
                 None => config::Config::defaults(),
             };
-            let dir = data_dir.unwrap_or(cfg.store.data_dir.clone());
-            let enricher = run::enricher(&cfg.enrich)?;
-            dump_cmd::run(&dir, from, to, last, filter, format, enricher)
+            if let Some(d) = data_dir {
+                cfg.store.data_dir = d;
+            }
+            if let Some(u) = es {
+                cfg.elasticsearch.urls = vec![u];
+            }
+            let range = dump_cmd::Range { from, to, last };
+            match source {
+                dump_cmd::Source::Local => {
+                    let enricher = run::enricher(&cfg.enrich)?;
+                    dump_cmd::run(&cfg.store.data_dir, range, filter, format, enricher)
+                }
+                dump_cmd::Source::Es => dump_cmd::run_es(&cfg, range, filter, format),
+            }
         }
         Cmd::Config { cmd } => match cmd {
             ConfigCmd::Default => {

@@ -34,6 +34,16 @@ pub struct Metrics {
     pub store_segments: IntGauge,
     pub store_partitions: IntGauge,
     pub up: IntGauge,
+    pub es_docs: IntCounterVec,
+    pub es_requests: IntCounter,
+    pub es_request_errors: IntCounter,
+    pub es_in_flight: IntGauge,
+    pub es_spool_bytes: IntGauge,
+    pub es_spool_segments: IntGauge,
+    pub es_latency_bucket: IntGaugeVec,
+    pub es_latency_count: IntGauge,
+    pub enrich_cache_hits: IntGauge,
+    pub enrich_cache_misses: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -98,6 +108,16 @@ impl Metrics {
             store_segments: gauge(&r, "sluice_store_segments", "Segment files in the local store."),
             store_partitions: gauge(&r, "sluice_store_partitions", "Time partitions in the local store."),
             up: gauge(&r, "sluice_up", "1 while the collector runs."),
+            es_docs: counter_vec(&r, "sluice_es_documents_total", "Documents by outcome in Elasticsearch: shipped, duplicate (409 on create: already there), retried, failed, dead_lettered, dropped (queue and spool full).", &["outcome"]),
+            es_requests: counter(&r, "sluice_es_bulk_requests_total", "_bulk requests sent."),
+            es_request_errors: counter(&r, "sluice_es_bulk_request_errors_total", "_bulk requests that failed as a whole (connection errors, 429, 5xx)."),
+            es_in_flight: gauge(&r, "sluice_es_requests_in_flight", "_bulk requests in flight."),
+            es_spool_bytes: gauge(&r, "sluice_es_spool_bytes", "Bytes waiting in the Elasticsearch spool on disk."),
+            es_spool_segments: gauge(&r, "sluice_es_spool_segments", "Segment files in the Elasticsearch spool."),
+            es_latency_bucket: gauge_vec(&r, "sluice_es_bulk_latency_seconds_bucket", "_bulk request latency: requests at or below each bound (cumulative, as a histogram's buckets).", &["le"]),
+            es_latency_count: gauge(&r, "sluice_es_bulk_latency_seconds_count", "_bulk requests timed."),
+            enrich_cache_hits: gauge(&r, "sluice_enrich_cache_hits", "GeoIP/AS cache hits of the shipping thread."),
+            enrich_cache_misses: gauge(&r, "sluice_enrich_cache_misses", "GeoIP/AS cache misses of the shipping thread."),
             registry: r,
         }
     }

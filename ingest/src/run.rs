@@ -46,6 +46,7 @@ macro_rules! log {
         eprintln!("{} sluice: {}", String::from_utf8_lossy(&ts), format!($($arg)*));
     }};
 }
+pub(crate) use log;
 
 /// Wall clock, ns since the Unix epoch.
 pub fn now_ns() -> i64 {
@@ -171,7 +172,22 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
         flush_interval: cfg.store.flush_interval.0,
         store: store_config(&cfg),
     }));
-    let writer = StoreWriter::open(store_config(&cfg)).context("opening the local store")?;
+    let writer = if cfg.store.enabled {
+        Some(StoreWriter::open(store_config(&cfg)).context("opening the local store")?)
+    } else {
+        None
+    };
+    let shipper = if cfg.elasticsearch.enabled {
+        let es = crate::ship::es_config(&cfg)?;
+        log!(
+            "shipping to Elasticsearch/OpenSearch at {} (index {})",
+            es.urls.join(", "),
+            es.data_stream.as_deref().unwrap_or(&es.index)
+        );
+        Some(crate::ship::Shipper::start(es, enricher(&cfg.enrich)?)?)
+    } else {
+        None
+    };
 
     let (to_store, from_workers) = bounded::<Batch>(QUEUE_PER_WORKER * workers);
     let mut returns: Vec<ChanTx<Batch>> = Vec::new();
@@ -207,6 +223,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
             .spawn(move || {
                 store_loop(
                     writer,
+                    shipper,
                     from_workers,
                     returns,
                     metrics,
@@ -533,8 +550,10 @@ fn publish(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn store_loop(
-    mut writer: StoreWriter,
+    mut writer: Option<StoreWriter>,
+    mut shipper: Option<crate::ship::Shipper>,
     rx: ChanRx<Batch>,
     returns: Vec<ChanTx<Batch>>,
     metrics: Metrics,
@@ -567,13 +586,31 @@ fn store_loop(
         if let Some(mut b) = batch {
             let now = now_ns();
             let mut failed = None;
+            let mut last_header: *const sluice_decode::ExportHeader = std::ptr::null();
+            let mut ordinal = 0u32;
             b.for_each(&mut scratch, |r| {
-                if failed.is_none() {
-                    if let Err(e) = writer.append(r, now) {
-                        failed = Some(e);
+                if let Some(w) = writer.as_mut() {
+                    if failed.is_none() {
+                        if let Err(e) = w.append(r, now) {
+                            failed = Some(e);
+                        }
                     }
                 }
+                if let Some(s) = shipper.as_mut() {
+                    // Records of one datagram share one header in the batch: their position
+                    // among its records is part of their id.
+                    if std::ptr::eq(last_header, r.header) {
+                        ordinal += 1;
+                    } else {
+                        last_header = r.header;
+                        ordinal = 0;
+                    }
+                    s.push(r, ordinal);
+                }
             });
+            if let Some(s) = shipper.as_mut() {
+                s.submit();
+            }
             if let Some(e) = failed {
                 *errors.entry(e.reason()).or_default() += 1;
                 metrics.store_errors.with_label_values(&[e.reason()]).inc();
@@ -585,17 +622,22 @@ fn store_loop(
             }
         }
         if closed || last_flush.elapsed() >= settings.flush_interval {
-            match writer.flush() {
-                Ok(n) => {
-                    stored += n;
-                    metrics.records_stored.inc_by(n);
+            if let Some(w) = writer.as_mut() {
+                match w.flush() {
+                    Ok(n) => {
+                        stored += n;
+                        metrics.records_stored.inc_by(n);
+                    }
+                    Err(e) => metrics.store_errors.with_label_values(&[e.reason()]).inc(),
                 }
-                Err(e) => metrics.store_errors.with_label_values(&[e.reason()]).inc(),
+                let st = w.stats();
+                metrics.store_bytes.set(st.bytes_on_disk as i64);
+                metrics.store_segments.set(st.segments as i64);
+                metrics.store_partitions.set(st.partitions as i64);
             }
-            let st = writer.stats();
-            metrics.store_bytes.set(st.bytes_on_disk as i64);
-            metrics.store_segments.set(st.segments as i64);
-            metrics.store_partitions.set(st.partitions as i64);
+            if let Some(s) = shipper.as_mut() {
+                s.publish(&metrics);
+            }
             let t = shared.len();
             if t != templates_gauge {
                 metrics.templates_cached.set(t as i64);
@@ -604,9 +646,11 @@ fn store_loop(
             last_flush = Instant::now();
         }
         if last_retention.elapsed() >= Duration::from_secs(60) {
-            writer.set_retention(settings.store.max_age_secs, settings.store.max_bytes);
-            if let Err(e) = writer.enforce_retention(now_ns()) {
-                metrics.store_errors.with_label_values(&[e.reason()]).inc();
+            if let Some(w) = writer.as_mut() {
+                w.set_retention(settings.store.max_age_secs, settings.store.max_bytes);
+                if let Err(e) = w.enforce_retention(now_ns()) {
+                    metrics.store_errors.with_label_values(&[e.reason()]).inc();
+                }
             }
             last_retention = Instant::now();
         }
@@ -622,7 +666,17 @@ fn store_loop(
             last_save = Instant::now();
         }
         if closed {
-            writer.sync().context("syncing the store")?;
+            if let Some(s) = shipper.take() {
+                let st = s.shutdown(Duration::from_secs(10));
+                log!(
+                    "Elasticsearch: {} documents shipped, {} spooled for the next start",
+                    st.docs_shipped,
+                    st.spool_docs
+                );
+            }
+            if let Some(w) = writer.as_mut() {
+                w.sync().context("syncing the store")?;
+            }
             return Ok(stored);
         }
     }

@@ -60,6 +60,8 @@ pub struct Options {
     pub recv_buffer: String,
     pub flush_interval: String,
     pub extra: String,
+    /// Appended to the `[store]` table (e.g. `enabled = false`).
+    pub store_extra: String,
     /// `allow` lists of the netflow and ipfix listeners (TOML array bodies, e.g.
     /// `"\"127.0.0.0/8\""`); empty strings leave them open.
     pub allow: (String, String),
@@ -73,6 +75,7 @@ impl Default for Options {
             flush_interval: "200ms".into(),
             extra: String::new(),
             allow: (String::new(), String::new()),
+            store_extra: String::new(),
         }
     }
 }
@@ -94,7 +97,7 @@ impl Collector {
                 "[[listener]]\nname = \"netflow\"\naddress = \"[::]:{netflow_port}\"\nprotocol = \"netflow\"\nallow = [{}]\n\n\
                  [[listener]]\nname = \"ipfix\"\naddress = \"[::]:{ipfix_port}\"\nprotocol = \"netflow\"\nallow = [{}]\n\n\
                  [receive]\nworkers = {}\nrecv_buffer = \"{}\"\n\n\
-                 [store]\ndata_dir = \"{}\"\nflush_interval = \"{}\"\n\n\
+                 [store]\ndata_dir = \"{}\"\nflush_interval = \"{}\"\n{}\n\n\
                  [metrics]\naddress = \"{metrics}\"\n{}\n",
                 opts.allow.0,
                 opts.allow.1,
@@ -102,6 +105,7 @@ impl Collector {
                 opts.recv_buffer,
                 data_dir.display(),
                 opts.flush_interval,
+                opts.store_extra,
                 opts.extra
             ),
         )

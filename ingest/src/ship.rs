@@ -1,0 +1,211 @@
+//! Shipping to Elasticsearch/OpenSearch from the store thread: each record is enriched,
+//! encoded as an ECS document and submitted with a deterministic id, so that a retry or a
+//! replay from the spool can never create a second copy (`create` answers 409 for an id that
+//! exists, which counts as delivered).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sluice_decode::Record;
+use sluice_enrich::{CoreCache, Enriched, Enricher};
+use sluice_sink::ecs::{encode_json_enriched, EncodeOptions};
+use sluice_sink::es::{Auth, Doc, EsConfig, EsSink, EsStats};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// The sink's configuration from `[elasticsearch]`; credentials from the environment.
+pub fn es_config(cfg: &Config) -> Result<EsConfig> {
+    let e = &cfg.elasticsearch;
+    let template: serde_json::Value = serde_json::from_str(&sluice_sink::schema::index_template())
+        .context("the generated index template is not JSON")?;
+    let auth = Auth::from_env().context("Elasticsearch credentials from the environment")?;
+    Ok(EsConfig {
+        urls: e.urls.clone(),
+        index: e.index.clone(),
+        data_stream: e.data_stream.clone(),
+        auth,
+        ca_file: e.ca_file.clone(),
+        tls_verify: e.tls_verify,
+        batch_docs: e.batch_docs,
+        flush_interval: e.flush_interval.0,
+        max_in_flight: e.max_in_flight.max(1),
+        gzip_level: e.gzip_level,
+        spool_dir: cfg.store.data_dir.join("spool"),
+        spool_max_bytes: e.spool_max_size.0,
+        dead_letter: cfg.store.data_dir.join("dead-letter.ndjson"),
+        install_template: true,
+        template: Some(template),
+        retention: (!e.retention.0.is_zero()).then_some(e.retention.0),
+        ..EsConfig::default()
+    })
+}
+
+/// A 128-bit id for a record that is the same however often the record is shipped: FNV-1a
+/// over the exporter, its scope, the export header's time and sequence number, the record's
+/// position in its datagram and its bytes, in two lanes with different offsets. (A fixed,
+/// written-down function rather than std's hasher, whose algorithm may change between Rust
+/// releases.)
+pub fn record_id(r: &Record<'_>, ordinal: u32) -> [u8; 16] {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut a: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut b: u64 = 0x8422_2325_cbf2_9ce4;
+    let mut eat = |bytes: &[u8]| {
+        for &x in bytes {
+            a = (a ^ u64::from(x)).wrapping_mul(PRIME);
+            b = (b ^ u64::from(x.rotate_left(3))).wrapping_mul(PRIME);
+        }
+    };
+    let h = r.header;
+    match h.exporter.ip() {
+        std::net::IpAddr::V4(v) => eat(&v.octets()),
+        std::net::IpAddr::V6(v) => eat(&v.octets()),
+    }
+    eat(&h.exporter.port().to_be_bytes());
+    eat(&h.version.to_be_bytes());
+    eat(&h.source_id.to_be_bytes());
+    eat(&h.export_time_ns.to_be_bytes());
+    eat(&h.sequence.to_be_bytes());
+    eat(&ordinal.to_be_bytes());
+    eat(&r.template.id.to_be_bytes());
+    eat(r.data);
+    // Final avalanche so that nearby inputs spread over the whole id.
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        z = (z ^ (z >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        z ^ (z >> 33)
+    };
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&mix(a).to_be_bytes());
+    id[8..].copy_from_slice(&mix(b ^ a.rotate_left(17)).to_be_bytes());
+    id
+}
+
+/// Encodes records and hands them to the sink in chunks.
+pub struct Shipper {
+    sink: EsSink,
+    enricher: Arc<Enricher>,
+    cache: CoreCache,
+    enriched: Box<Enriched>,
+    buf: Vec<u8>,
+    spans: Vec<(usize, usize, [u8; 16], i64)>,
+    last: EsStats,
+}
+
+impl std::fmt::Debug for Shipper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shipper")
+    }
+}
+
+impl Shipper {
+    /// Starts the sink (its threads set up the cluster in the background).
+    pub fn start(cfg: EsConfig, enricher: Arc<Enricher>) -> Result<Shipper> {
+        if !cfg.tls_verify {
+            crate::run::log!(
+                "WARNING: elasticsearch.tls_verify = false: the cluster's certificate is not checked"
+            );
+        }
+        let sink = EsSink::start(cfg).context("starting the Elasticsearch sink")?;
+        let cache = enricher.cache();
+        Ok(Shipper {
+            sink,
+            enricher,
+            cache,
+            enriched: Box::default(),
+            buf: Vec::with_capacity(1 << 20),
+            spans: Vec::with_capacity(4096),
+            last: EsStats::default(),
+        })
+    }
+
+    /// Adds one record (`ordinal`: its position among its datagram's records).
+    pub fn push(&mut self, r: &Record<'_>, ordinal: u32) {
+        let flow = r.flow();
+        self.enricher
+            .enrich(&mut self.cache, r, &flow, None, &mut self.enriched);
+        let start = self.buf.len();
+        encode_json_enriched(
+            &mut self.buf,
+            r,
+            &flow,
+            Some(&self.enriched),
+            &EncodeOptions::default(),
+        );
+        let ts = sluice_decode::time::export_ns(r);
+        self.spans
+            .push((start, self.buf.len(), record_id(r, ordinal), ts));
+    }
+
+    /// Submits what was pushed. The sink never blocks: what it cannot queue goes to its spool,
+    /// and only a full spool drops (counted in its stats).
+    pub fn submit(&mut self) {
+        if self.spans.is_empty() {
+            return;
+        }
+        let docs: Vec<Doc<'_>> = self
+            .spans
+            .iter()
+            .map(|&(s, e, id, ts)| Doc {
+                id,
+                timestamp_ns: ts,
+                json: &self.buf[s..e],
+            })
+            .collect();
+        let _ = self.sink.submit(&docs);
+        drop(docs);
+        self.spans.clear();
+        self.buf.clear();
+    }
+
+    /// Exports the sink's and the enricher's figures.
+    pub fn publish(&mut self, m: &Metrics) {
+        let st = self.sink.stats();
+        let l = &self.last;
+        for (outcome, now, before) in [
+            ("shipped", st.docs_shipped, l.docs_shipped),
+            ("duplicate", st.docs_duplicate, l.docs_duplicate),
+            ("retried", st.docs_retried, l.docs_retried),
+            ("failed", st.docs_failed, l.docs_failed),
+            ("dead_lettered", st.docs_dead_lettered, l.docs_dead_lettered),
+            (
+                "dropped",
+                st.docs_dropped + st.docs_spool_dropped,
+                l.docs_dropped + l.docs_spool_dropped,
+            ),
+        ] {
+            m.es_docs
+                .with_label_values(&[outcome])
+                .inc_by(now.saturating_sub(before));
+        }
+        m.es_requests
+            .inc_by(st.bulk_requests.saturating_sub(l.bulk_requests));
+        m.es_request_errors
+            .inc_by(st.bulk_request_errors.saturating_sub(l.bulk_request_errors));
+        m.es_in_flight.set(st.requests_in_flight as i64);
+        m.es_spool_bytes.set(st.spool_bytes as i64);
+        m.es_spool_segments.set(st.spool_segments as i64);
+        let mut cumulative = 0u64;
+        for (i, c) in st.bulk_latency.counts.iter().enumerate() {
+            cumulative += c;
+            let le = sluice_sink::es::LATENCY_BOUNDS
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+            m.es_latency_bucket
+                .with_label_values(&[&le])
+                .set(cumulative as i64);
+        }
+        m.es_latency_count.set(st.bulk_latency.count as i64);
+        let cs = self.cache.stats();
+        m.enrich_cache_hits.set(cs.hits as i64);
+        m.enrich_cache_misses.set(cs.misses as i64);
+        self.last = st;
+        let _ = self.enricher.maybe_reload();
+    }
+
+    /// Ships what it can within `deadline`; the rest stays in the spool for the next start.
+    pub fn shutdown(self, deadline: Duration) -> EsStats {
+        self.sink.shutdown(deadline)
+    }
+}
