@@ -51,11 +51,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut io_err = None;
         reader.for_each_udp(|u| {
             let p: &[u8] = &u.payload;
-            let target = match p.get(..2) {
-                Some([0, 5]) => "netflow_v5",
-                Some([0, 9]) => "netflow_v9",
-                Some([0, 10]) => "ipfix",
-                _ => return,
+            let target = match p.get(..4) {
+                Some([0, 0, 0, 5]) => "sflow",
+                _ => match p.get(..2) {
+                    Some([0, 5]) => "netflow_v5",
+                    Some([0, 9]) => "netflow_v9",
+                    Some([0, 10]) => "ipfix",
+                    _ => return,
+                },
             };
             if let Err(e) = put(&dst.join(target), p) {
                 io_err = Some(e);

@@ -16,6 +16,7 @@ pub mod ie;
 mod ie_table;
 pub mod pcap;
 pub mod record;
+pub mod sflow;
 pub mod shared;
 pub mod template;
 pub mod time;

@@ -124,6 +124,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 pub enum Protocol {
     /// NetFlow v5, v9 and IPFIX, by the version field.
     Netflow,
+    /// sFlow v5.
+    Sflow,
 }
 
 /// One UDP listener.
@@ -608,7 +610,8 @@ mod tests {
     #[test]
     fn defaults_parse_and_match_the_documented_values() {
         let c = Config::defaults();
-        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners.len(), 3);
+        assert_eq!(c.listeners[2].address, "[::]:6343".parse().expect("addr"));
         assert_eq!(c.listeners[0].address, "[::]:2055".parse().expect("addr"));
         assert_eq!(c.listeners[1].address, "[::]:4739".parse().expect("addr"));
         assert_eq!(c.store.data_dir, PathBuf::from("./sluice-data"));
@@ -625,7 +628,8 @@ mod tests {
     fn a_partial_file_keeps_the_other_defaults() {
         let c = Config::parse("[store]\ndata_dir = \"/tmp/x\"\n", "t").expect("parses");
         assert_eq!(c.store.data_dir, PathBuf::from("/tmp/x"));
-        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners.len(), 3);
+        assert_eq!(c.listeners[2].address, "[::]:6343".parse().expect("addr"));
         assert_eq!(
             c.store.retention,
             HumanDuration(Duration::from_secs(7 * 86_400))

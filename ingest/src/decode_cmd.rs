@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use sluice_decode::pcap::PcapReader;
+use sluice_decode::sflow::{is_sflow_v5, SflowDecoder};
 use sluice_decode::{Datagram, Decoder, Limits};
 use sluice_enrich::Enricher;
 use sluice_sink::ecs::EncodeOptions;
@@ -27,6 +28,7 @@ pub fn run(
         template_timeout_ns: None,
         ..Limits::default()
     });
+    let mut sflow = SflowDecoder::default();
     let mut out = DocWriter::new(format, EncodeOptions { annotate });
     if let Some(e) = enricher {
         out = out.with_enricher(e);
@@ -43,11 +45,16 @@ pub fn run(
             payload: &udp.payload,
             tag: udp.frame,
         };
-        let r = decoder.decode_with_tables(&dg, |rec, tables| {
-            if !rec.template.options || include_options {
-                out.record(rec, tables);
-            }
-        });
+        // sFlow starts with a 32-bit version 5; NetFlow/IPFIX with a 16-bit 5, 9 or 10.
+        let r = if is_sflow_v5(dg.payload) {
+            sflow.decode(&dg, |rec| out.record(rec, None), |_| {})
+        } else {
+            decoder.decode_with_tables(&dg, |rec, tables| {
+                if !rec.template.options || include_options {
+                    out.record(rec, tables);
+                }
+            })
+        };
         if r.is_err() {
             datagram_errors += 1;
         }
@@ -66,6 +73,14 @@ pub fn run(
         st.templates_learned,
         st.held_records_decoded
     )?;
+    let sf = sflow.stats();
+    if sf.datagrams > 0 {
+        writeln!(
+            err,
+            "sluice decode: sFlow: {} datagrams, {} flow samples, {} discard samples, {} counter samples",
+            sf.datagrams, sf.flow_samples, sf.discard_samples, sf.counter_samples
+        )?;
+    }
     if pstats.malformed > 0 || truncated > 0 {
         writeln!(
             err,
@@ -73,7 +88,7 @@ pub fn run(
             pstats.malformed
         )?;
     }
-    let mut reasons: Vec<_> = st.errors.iter().collect();
+    let mut reasons: Vec<_> = st.errors.iter().chain(sf.errors.iter()).collect();
     reasons.sort();
     for (reason, n) in &reasons {
         writeln!(err, "sluice decode: error {reason}: {n}")?;
@@ -84,7 +99,8 @@ pub fn run(
             "sluice decode: {held} data sets never saw their template (counted as template_missing)"
         )?;
     }
-    let failed = st.error_total() > 0 || datagram_errors > 0 || truncated > 0;
+    let sflow_errors: u64 = sf.errors.values().sum();
+    let failed = st.error_total() > 0 || sflow_errors > 0 || datagram_errors > 0 || truncated > 0;
     Ok(if failed {
         ExitCode::FAILURE
     } else {

@@ -199,6 +199,8 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
             id: w,
             names: cfg.listeners.iter().map(|l| l.name.clone()).collect(),
             allow: cfg.listeners.iter().map(|l| l.allow.clone()).collect(),
+            protocols: cfg.listeners.iter().map(|l| l.protocol).collect(),
+            sflow: sluice_decode::sflow::SflowDecoder::default(),
             decoder: Decoder::with_shared(limits(&cfg), Arc::clone(&shared)),
             metrics: metrics.clone(),
             stop: Arc::clone(&stop),
@@ -304,6 +306,8 @@ struct WorkerCtx {
     id: usize,
     names: Vec<String>,
     allow: Vec<Vec<crate::config::Cidr>>,
+    protocols: Vec<crate::config::Protocol>,
+    sflow: sluice_decode::sflow::SflowDecoder,
     decoder: Decoder,
     metrics: Metrics,
     stop: Arc<AtomicBool>,
@@ -333,6 +337,8 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
     let mut last_drops: Vec<u64> = vec![0; socks.len()];
     let mut last_recv_errors: Vec<u64> = vec![0; socks.len()];
     let mut last_errors: HashMap<&'static str, u64> = HashMap::new();
+    let mut last_sflow = (0u64, 0u64);
+    let mut last_sflow_errors: HashMap<&'static str, u64> = HashMap::new();
     let mut last_stats = sluice_decode::DecodeStats::default();
     let mut batch = Batch::new(ctx.id, BATCH_RECORDS);
     let mut batch_started = Instant::now();
@@ -400,11 +406,18 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                                 tag: 0,
                             };
                             let b = &mut batch;
-                            let _ = ctx.decoder.decode(&d, |r| {
-                                if !r.template.options {
-                                    b.push(r);
+                            match ctx.protocols[*li] {
+                                crate::config::Protocol::Netflow => {
+                                    let _ = ctx.decoder.decode(&d, |r| {
+                                        if !r.template.options {
+                                            b.push(r);
+                                        }
+                                    });
                                 }
-                            });
+                                crate::config::Protocol::Sflow => {
+                                    let _ = ctx.sflow.decode(&d, |r| b.push(r), |_| {});
+                                }
+                            }
                         }
                         if let Some(total) = rx.kernel_drops() {
                             if total > last_drops[i] {
@@ -460,7 +473,14 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
             batch_started = Instant::now();
         }
         if stopping || last_publish.elapsed() >= Duration::from_secs(1) {
-            publish(&ctx, &mut cells, &mut last_stats, &mut last_errors);
+            publish(
+                &ctx,
+                &mut cells,
+                &mut last_stats,
+                &mut last_errors,
+                &mut last_sflow,
+                &mut last_sflow_errors,
+            );
             last_publish = Instant::now();
         }
         if stopping || last_meta.elapsed() >= Duration::from_secs(5) {
@@ -482,6 +502,8 @@ fn publish(
     cells: &mut Cells,
     last: &mut sluice_decode::DecodeStats,
     last_errors: &mut HashMap<&'static str, u64>,
+    last_sflow: &mut (u64, u64),
+    last_sflow_errors: &mut HashMap<&'static str, u64>,
 ) {
     let m = &ctx.metrics;
     for (i, name) in ctx.names.iter().enumerate() {
@@ -534,6 +556,23 @@ fn publish(
     }
     m.exporter_restarts
         .inc_by(d(st.exporter_restarts, last.exporter_restarts));
+    let sf = ctx.sflow.stats();
+    m.records_decoded
+        .with_label_values(&["sflow_flow"])
+        .inc_by(d(sf.flow_samples + sf.discard_samples, last_sflow.0));
+    m.records_decoded
+        .with_label_values(&["sflow_counters"])
+        .inc_by(d(sf.counter_samples, last_sflow.1));
+    *last_sflow = (sf.flow_samples + sf.discard_samples, sf.counter_samples);
+    for (reason, n) in &sf.errors {
+        let prev = last_sflow_errors.entry(reason).or_default();
+        if *n > *prev {
+            m.decode_errors
+                .with_label_values(&[reason])
+                .inc_by(*n - *prev);
+            *prev = *n;
+        }
+    }
     *last = st.clone();
     // The gauge is shared by all workers: each adds its own cache size change.
     let _ = ctx.id;

@@ -130,7 +130,18 @@ impl Tcpdump {
         let mut child = Command::new(tool("tcpdump"))
             // -B: a 32 MiB capture buffer, so a loaded machine (CI runs tests in parallel)
             // does not make tcpdump itself drop packets.
-            .args(["-i", "lo", "-s", "0", "-B", "32768", "-U", "--immediate-mode", "-n", "-w"])
+            .args([
+                "-i",
+                "lo",
+                "-s",
+                "0",
+                "-B",
+                "32768",
+                "-U",
+                "--immediate-mode",
+                "-n",
+                "-w",
+            ])
             .arg(file)
             .arg(format!("udp and dst port {port}"))
             .stdin(Stdio::null())
