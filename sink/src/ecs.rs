@@ -247,7 +247,7 @@ impl<'o> Nest<'o> {
             if !self.first {
                 self.out.push(b',');
             }
-            write_str(self.out, p);
+            write_name(self.out, p);
             self.out.extend_from_slice(b":{");
             if self.depth < self.open.len() {
                 self.open[self.depth] = p;
@@ -259,7 +259,7 @@ impl<'o> Nest<'o> {
             self.out.push(b',');
         }
         self.first = false;
-        write_str(self.out, leaf);
+        write_name(self.out, leaf);
         self.out.push(b':');
     }
 
@@ -287,10 +287,43 @@ fn split(path: &'static str) -> ([&'static str; 3], usize, &'static str) {
     (parents, n, rest)
 }
 
+/// A key: field names are the table's and the element table's (letters, digits, `_`, `-`,
+/// `@`), never needing escapes.
+fn write_name(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(!s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+/// An address without the formatting machinery for IPv4 (the common case).
+fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            for (i, b) in o.iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                write_u64(out, u64::from(*b));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 /// JSON string with escaping.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Names and values almost never need escaping: copy them whole when they do not.
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {
@@ -339,7 +372,9 @@ fn write_value_json(out: &mut Vec<u8>, v: &Value) {
             out.push(b']');
         }
         Value::Ip(ip) => {
-            let _ = write!(out, "\"{ip}\"");
+            out.push(b'"');
+            write_ip(out, ip);
+            out.push(b'"');
         }
         Value::Time(ns) => {
             out.push(b'"');
@@ -420,18 +455,28 @@ fn write_element(out: &mut Vec<u8>, field: &Field, b: &[u8]) {
             out.extend_from_slice(if b[0] == 1 { b"true" } else { b"false" });
         }
         MacAddress if n == 6 => {
-            let _ = write!(
-                out,
-                "\"{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\"",
-                b[0], b[1], b[2], b[3], b[4], b[5]
-            );
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push(b'"');
+            for (i, &x) in b.iter().enumerate() {
+                if i > 0 {
+                    out.push(b':');
+                }
+                out.push(HEX[usize::from(x >> 4)]);
+                out.push(HEX[usize::from(x & 15)]);
+            }
+            out.push(b'"');
         }
         String => {
             let end = b.iter().rposition(|&c| c != 0).map_or(0, |p| p + 1);
             write_str(out, &std::string::String::from_utf8_lossy(&b[..end]));
         }
         Ipv4Address if n == 4 => {
-            let _ = write!(out, "\"{}.{}.{}.{}\"", b[0], b[1], b[2], b[3]);
+            out.push(b'"');
+            write_ip(
+                out,
+                IpAddr::V4(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3])),
+            );
+            out.push(b'"');
         }
         Ipv6Address if n == 16 => {
             let mut a = [0u8; 16];
@@ -534,10 +579,23 @@ fn emit_ecs(
     e: Option<&Enriched>,
 ) {
     if let Some(v) = value_of(field.get, r, f, e) {
-        let (parents, n, leaf) = split(field.path);
-        w.key(&parents[..n], leaf);
+        let (parents, n, leaf) = &split_paths()[field_index(field)];
+        w.key(&parents[..*n], leaf);
         write_value_json(w.out, &v);
     }
+}
+
+/// The table's dotted paths, split once.
+fn split_paths() -> &'static [([&'static str; 3], usize, &'static str)] {
+    use std::sync::OnceLock;
+    static P: OnceLock<Vec<([&'static str; 3], usize, &'static str)>> = OnceLock::new();
+    P.get_or_init(|| ECS_FIELDS.iter().map(|f| split(f.path)).collect())
+}
+
+/// Position of a field of [`ECS_FIELDS`] (the reference points into the table).
+fn field_index(f: &'static EcsField) -> usize {
+    let base = ECS_FIELDS.as_ptr() as usize;
+    (f as *const EcsField as usize - base) / std::mem::size_of::<EcsField>()
 }
 
 /// The CSV header line (no newline).

@@ -1,0 +1,141 @@
+//! Per-stage costs of the collector's path after decode: copying records into an arena batch
+//! (what the receive thread does), appending a batch to the local store with block encoding and
+//! zstd (the store thread), and encoding ECS JSON (the Elasticsearch path), each on the same
+//! records: every flow record of pmacct's v9 and IPFIX captures (the exporter EdgeOS and VyOS
+//! run), repeated to 46,000 records. No peer exists for these stages; the store's bytes per
+//! record are printed so they can be set against nfcapd's file size for the same flows.
+//!
+//! Run: `cargo bench -p sluice-benches --bench pipeline`
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sluice_decode::pcap::PcapReader;
+use sluice_decode::{Datagram, Decoder};
+use sluice_ingest::batch::Batch;
+use sluice_sink::ecs::{encode_json, EncodeOptions};
+use sluice_sink::store::{StoreConfig, StoreWriter};
+
+fn datagrams() -> Vec<(SocketAddr, Vec<u8>)> {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures");
+    let mut v = Vec::new();
+    for f in [
+        "generated/pmacctd_nfprobe_v9.pcap",
+        "generated/pmacctd_nfprobe_ipfix.pcap",
+    ] {
+        let mut r = PcapReader::open(&base.join(f)).expect("capture");
+        r.for_each_udp(|u| v.push((u.src, u.payload.to_vec())))
+            .expect("read");
+    }
+    v
+}
+
+/// Decodes the datagrams `loops` times into batches of up to 4096 records.
+fn batches(d: &mut Decoder, dgs: &[(SocketAddr, Vec<u8>)], loops: usize) -> Vec<Batch> {
+    let mut out = vec![Batch::new(0, 4096)];
+    for _ in 0..loops {
+        for (src, p) in dgs {
+            let dg = Datagram {
+                src: *src,
+                receive_time_ns: 1_800_000_000_000_000_000,
+                payload: p,
+                tag: 0,
+            };
+            let b = out.last_mut().expect("a batch");
+            let _ = d.decode(&dg, |r| {
+                if !r.template.options {
+                    b.push(r);
+                }
+            });
+            if b.len() >= 4096 {
+                out.push(Batch::new(0, 4096));
+            }
+        }
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let dgs = datagrams();
+    let mut d = Decoder::default();
+    let all = batches(&mut d, &dgs, 500);
+    let records: usize = all.iter().map(Batch::len).sum();
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(records as u64));
+
+    g.bench_function("decode_and_batch", |b| {
+        let mut batch = Batch::new(0, 4096);
+        b.iter(|| {
+            let mut n = 0;
+            for _ in 0..500 {
+                for (src, p) in &dgs {
+                    let dg = Datagram {
+                        src: *src,
+                        receive_time_ns: 1_800_000_000_000_000_000,
+                        payload: p,
+                        tag: 0,
+                    };
+                    let _ = d.decode(&dg, |r| {
+                        if !r.template.options {
+                            batch.push(r);
+                            n += 1;
+                        }
+                    });
+                    if batch.len() >= 4096 {
+                        batch.reset();
+                    }
+                }
+            }
+            black_box(n)
+        })
+    });
+
+    let dir = std::env::temp_dir().join(format!("sluice-bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut w = StoreWriter::open(StoreConfig {
+        dir: dir.clone(),
+        ..StoreConfig::default()
+    })
+    .expect("store");
+    let mut scratch = Vec::new();
+    g.bench_function("store_append_encode_zstd", |b| {
+        b.iter(|| {
+            for batch in &all {
+                batch.for_each(&mut scratch, |r| {
+                    w.append(r, 1_800_000_000_000_000_000).expect("append")
+                });
+            }
+            black_box(w.flush().expect("flush"))
+        })
+    });
+    let st = w.stats();
+    eprintln!(
+        "store: {} records, {} bytes on disk, {:.1} bytes per record",
+        st.records_written,
+        st.bytes_on_disk,
+        st.bytes_on_disk as f64 / st.records_written.max(1) as f64
+    );
+    drop(w);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    g.bench_function("ecs_json_encode", |b| {
+        let mut out = Vec::with_capacity(1 << 20);
+        b.iter(|| {
+            let mut bytes = 0;
+            for batch in &all {
+                batch.for_each(&mut scratch, |r| {
+                    out.clear();
+                    encode_json(&mut out, r, &r.flow(), &EncodeOptions::default());
+                    bytes += out.len();
+                });
+            }
+            black_box(bytes)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
