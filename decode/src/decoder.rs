@@ -1168,7 +1168,7 @@ impl Decoder {
             .or_else(|| {
                 let p = uint(Slot::SamplingPacketInterval)?;
                 let s = uint(Slot::SamplingPacketSpace).unwrap_or(0);
-                (p > 0).then(|| (p + s) / p)
+                (p > 0).then(|| p.saturating_add(s) / p)
             });
         if let Some(iv) = interval {
             let id = uint(Slot::SamplerId)

@@ -175,7 +175,7 @@ impl<'a> Record<'a> {
                 // RFC 5476: packet interval P selected out of every P+S packets.
                 let p = self.uint(Slot::SamplingPacketInterval)?;
                 let s = self.uint(Slot::SamplingPacketSpace).unwrap_or(0);
-                (p > 0).then(|| (p + s) / p)
+                (p > 0).then(|| p.saturating_add(s) / p)
             })
             .or_else(|| {
                 // v5: two mode bits, 14 interval bits.

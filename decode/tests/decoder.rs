@@ -666,3 +666,32 @@ fn template_memory_is_bounded_over_all_exporters() {
     assert_eq!(d.finish(), 2);
     assert_eq!(d.held_bytes(), 0);
 }
+
+#[test]
+fn sampling_packet_interval_and_space_at_their_maximum_do_not_overflow() {
+    // Found by the ipfix fuzz target: samplingPacketInterval + samplingPacketSpace (IE 305,
+    // 306) as 8-byte values overflowed when added.
+    let mut d = Decoder::default();
+    let a = addr(1, 4000);
+    run(
+        &mut d,
+        a,
+        &ipfix(1, &[set(2, &tpl(300, &[(305, 8, 0), (306, 8, 0)]))]),
+    );
+    let body = [u64::MAX.to_be_bytes(), u64::MAX.to_be_bytes()].concat();
+    let got = run(&mut d, a, &ipfix(1, &[set(300, &body)]));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0.sampling_interval, Some(1));
+    // And through an options record (the sampler table).
+    let ot = set(3, &opt_tpl_ipfix(501, 1, &[(302, 4), (305, 8), (306, 8)]));
+    let od = set(
+        501,
+        &[
+            7u32.to_be_bytes().to_vec(),
+            u64::MAX.to_be_bytes().to_vec(),
+            u64::MAX.to_be_bytes().to_vec(),
+        ]
+        .concat(),
+    );
+    run(&mut d, a, &ipfix(1, &[ot, od]));
+}
