@@ -997,6 +997,9 @@ impl Decoder {
         );
         self.stats.templates_learned += 1;
         // Decode whatever was waiting for this template, in arrival order.
+        if !scope.held.iter().any(|h| h.template_id == tid) {
+            return;
+        }
         let mut taken = Vec::new();
         let mut kept = VecDeque::with_capacity(scope.held.len());
         for h in scope.held.drain(..) {

@@ -26,7 +26,8 @@ const NTP_UNIX_OFFSET: i64 = 2_208_988_800;
 /// Epoch milliseconds below this (2001-09-09) cannot be absolute times from a real exporter.
 const PLAUSIBLE_EPOCH_MS: u64 = 1_000_000_000_000;
 
-fn ntp_to_ns(v: u64) -> i64 {
+/// An NTP-format timestamp (RFC 7011 §6.1.9-10) as ns since the Unix epoch.
+pub fn ntp_to_ns(v: u64) -> i64 {
     let secs = (v >> 32) as i64 - NTP_UNIX_OFFSET;
     let frac = ((v & 0xffff_ffff) * 1_000_000_000) >> 32;
     secs.saturating_mul(1_000_000_000)

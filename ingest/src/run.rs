@@ -574,8 +574,6 @@ fn publish(
         }
     }
     *last = st.clone();
-    // The gauge is shared by all workers: each adds its own cache size change.
-    let _ = ctx.id;
     for (k, e) in ctx.decoder.exporters() {
         let unit = if k.version == 9 { "packets" } else { "records" };
         m.exporter_missing

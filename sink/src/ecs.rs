@@ -423,14 +423,6 @@ fn sign_extend(v: u64, len: usize) -> i64 {
     ((v << shift) as i64) >> shift
 }
 
-const NTP_UNIX_OFFSET: i64 = 2_208_988_800;
-
-fn ntp_ns(v: u64) -> i64 {
-    let secs = (v >> 32) as i64 - NTP_UNIX_OFFSET;
-    secs.saturating_mul(1_000_000_000)
-        .saturating_add((((v & 0xffff_ffff) * 1_000_000_000) >> 32) as i64)
-}
-
 /// Writes one element's value as JSON. Returns false (writing nothing) when the field has no
 /// value to show (zero length, padding).
 fn write_element(out: &mut Vec<u8>, field: &Field, b: &[u8]) {
@@ -489,8 +481,10 @@ fn write_element(out: &mut Vec<u8>, field: &Field, b: &[u8]) {
         DateTimeMilliseconds if n <= 8 => {
             time_json(out, (be_uint(b) as i64).saturating_mul(1_000_000))
         }
-        DateTimeMicroseconds if n == 8 => time_json(out, ntp_ns(be_uint(b) & !0x7ff)),
-        DateTimeNanoseconds if n == 8 => time_json(out, ntp_ns(be_uint(b))),
+        DateTimeMicroseconds if n == 8 => {
+            time_json(out, sluice_decode::time::ntp_to_ns(be_uint(b) & !0x7ff))
+        }
+        DateTimeNanoseconds if n == 8 => time_json(out, sluice_decode::time::ntp_to_ns(be_uint(b))),
         _ => write_hex(out, b),
     }
 }
