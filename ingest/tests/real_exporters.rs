@@ -265,7 +265,16 @@ fn run_pmacctd(dir: &Path, input: &Path, port: u16, version: u8) {
         .stderr(out)
         .status()
         .expect("run pmacctd");
-    assert!(status.success(), "pmacctd {status}: {}", read_log(&log));
+    // pmacctd 1.7.7 races at the end of a savefile: when the nfprobe plugin finishes its flush
+    // and exits before the core has, the core logs "connection lost" / "no more plugins
+    // active" and exits 1. The plugin had shut down cleanly ("Shutting down on user request"
+    // comes after its last export), so that exit is accepted; the record checks that follow
+    // still fail if anything was not exported.
+    let text = read_log(&log);
+    let plugin_race = status.code() == Some(1)
+        && text.contains("nfprobe ): Shutting down on user request")
+        && text.contains("no more plugins active");
+    assert!(status.success() || plugin_race, "pmacctd {status}: {text}");
 }
 
 /// softflowd -r. Quirk of 1.1.0: with -r it blocks in accept() on its control socket before
