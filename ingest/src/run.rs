@@ -587,6 +587,56 @@ fn publish(
     }
 }
 
+/// Tells the operator, at most every [`StoreTrouble::EVERY`], that the local store cannot
+/// write (the disk is full, most often) and, once a flush goes through again, that it
+/// recovered and how many records were lost meanwhile.
+#[derive(Debug, Default)]
+struct StoreTrouble {
+    /// Set at the first error of an episode.
+    failing: bool,
+    /// An error since the previous flush (a flush that went through after one does not yet
+    /// mean recovery: the records appended in between may have failed).
+    since_flush: bool,
+    last_log: Option<Instant>,
+    dropped_at_start: u64,
+}
+
+impl StoreTrouble {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn report(&mut self, e: &sluice_sink::store::StoreError, dropped: u64) {
+        if !self.failing {
+            self.failing = true;
+            self.dropped_at_start = dropped;
+            self.last_log = None;
+        }
+        self.since_flush = true;
+        if self.last_log.is_none_or(|t| t.elapsed() >= Self::EVERY) {
+            let hint = if e.reason() == "disk_full" {
+                "; free space in the data directory (or lower [store] max_size): writing resumes by itself"
+            } else {
+                ""
+            };
+            log!(
+                "local store: write failed ({}): {e}{hint}; {} records dropped so far (sluice_store_dropped_records_total)",
+                e.reason(),
+                dropped
+            );
+            self.last_log = Some(Instant::now());
+        }
+    }
+
+    fn flushed(&mut self, dropped: u64) {
+        if self.failing && !std::mem::take(&mut self.since_flush) {
+            log!(
+                "local store: writing again; {} records were dropped while it could not",
+                dropped.saturating_sub(self.dropped_at_start)
+            );
+            self.failing = false;
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn store_loop(
     mut writer: Option<StoreWriter>,
@@ -606,6 +656,7 @@ fn store_loop(
     let mut stored = 0u64;
     let mut errors: HashMap<&'static str, u64> = HashMap::new();
     let mut templates_gauge = 0usize;
+    let mut store_trouble = StoreTrouble::default();
     loop {
         let settings = match live.lock() {
             Ok(g) => g.clone(),
@@ -627,10 +678,10 @@ fn store_loop(
             let mut ordinal = 0u32;
             b.for_each(&mut scratch, |r| {
                 if let Some(w) = writer.as_mut() {
-                    if failed.is_none() {
-                        if let Err(e) = w.append(r, now) {
-                            failed = Some(e);
-                        }
+                    // Every record is offered even after a failure: the writer counts what it
+                    // drops, and a later block may well fit (a freed disk, another partition).
+                    if let Err(e) = w.append(r, now) {
+                        failed.get_or_insert(e);
                     }
                 }
                 if let Some(s) = shipper.as_mut() {
@@ -651,6 +702,7 @@ fn store_loop(
             if let Some(e) = failed {
                 *errors.entry(e.reason()).or_default() += 1;
                 metrics.store_errors.with_label_values(&[e.reason()]).inc();
+                store_trouble.report(&e, writer.as_ref().map_or(0, |w| w.stats().records_dropped));
             }
             let core = b.core;
             b.reset();
@@ -660,14 +712,23 @@ fn store_loop(
         }
         if closed || last_flush.elapsed() >= settings.flush_interval {
             if let Some(w) = writer.as_mut() {
-                match w.flush() {
+                let flushed = w.flush();
+                let st = w.stats();
+                metrics.store_dropped.inc_by(
+                    st.records_dropped
+                        .saturating_sub(metrics.store_dropped.get()),
+                );
+                match flushed {
                     Ok(n) => {
                         stored += n;
                         metrics.records_stored.inc_by(n);
+                        store_trouble.flushed(st.records_dropped);
                     }
-                    Err(e) => metrics.store_errors.with_label_values(&[e.reason()]).inc(),
+                    Err(e) => {
+                        metrics.store_errors.with_label_values(&[e.reason()]).inc();
+                        store_trouble.report(&e, st.records_dropped);
+                    }
                 }
-                let st = w.stats();
                 metrics.store_bytes.set(st.bytes_on_disk as i64);
                 metrics.store_segments.set(st.segments as i64);
                 metrics.store_partitions.set(st.partitions as i64);

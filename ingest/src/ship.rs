@@ -186,6 +186,7 @@ impl Shipper {
         m.es_in_flight.set(st.requests_in_flight as i64);
         m.es_spool_bytes.set(st.spool_bytes as i64);
         m.es_spool_segments.set(st.spool_segments as i64);
+        m.es_spool_docs.set(st.spool_docs as i64);
         let mut cumulative = 0u64;
         for (i, c) in st.bulk_latency.counts.iter().enumerate() {
             cumulative += c;

@@ -32,6 +32,7 @@ impl StoreError {
     /// Stable, low-cardinality label for metrics and error counts.
     pub fn reason(&self) -> &'static str {
         match self {
+            StoreError::Io(e) if is_disk_full(e) => "disk_full",
             StoreError::Io(_) => "io",
             StoreError::Corrupt(_) => "corrupt",
             StoreError::UnsupportedVersion(_) => "unsupported_version",
@@ -46,4 +47,14 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Io(_))
     }
+}
+
+/// ENOSPC or EDQUOT: the file system (or the user's quota) has no room left. Told apart from
+/// other I/O errors because it is the one an operator fixes by freeing space, and the store
+/// recovers by itself once there is room again.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(28 | 122))
 }

@@ -155,9 +155,18 @@ impl StoreWriter {
             ts
         };
         let index = placed.div_euclid(self.partition_ns);
-        let slot = self.partition(index)?;
+        let slot = match self.partition(index) {
+            Ok(slot) => slot,
+            Err(e) => {
+                self.records_dropped += 1;
+                return Err(e);
+            }
+        };
         let p = &mut self.open[slot];
-        p.builder.push(rec, ts)?;
+        if let Err(e) = p.builder.push(rec, ts) {
+            self.records_dropped += 1;
+            return Err(e);
+        }
         if p.builder.len() >= self.cfg.block_records || p.builder.data_bytes() >= MAX_BLOCK_DATA {
             self.write_block(slot)?;
         }
