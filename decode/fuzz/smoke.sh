@@ -11,6 +11,7 @@ fi
 corpus=$here/corpus
 mkdir -p "$corpus"
 (cd "$root" && cargo run -q --release -p sluice-decode --example seed_corpus -- ../shared/captures "$corpus")
+(cd "$root" && cargo run -q --release -p sluice-sink --example seed_fuzz_corpus -- ../shared/captures "$corpus")
 cd "$here"
 for t in $(cargo fuzz list); do
     echo "fuzz smoke: $t ${secs}s"
