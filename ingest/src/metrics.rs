@@ -5,9 +5,18 @@
 //! set is bounded by `decode.max_exporters`). Receive threads count into their own cells and
 //! add to these families once per batch, never per record.
 
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use sluice_decode::sflow::CounterSample;
+
+/// Interfaces (agent, sub-agent, ifIndex) whose sFlow counters are exported; samples of
+/// others are counted in `sluice_sflow_interface_untracked_total`.
+pub const SFLOW_INTERFACES_MAX: usize = 4096;
 
 /// All metric families.
 #[allow(missing_docs)]
@@ -31,6 +40,11 @@ pub struct Metrics {
     pub records_stored: IntCounter,
     pub store_errors: IntCounterVec,
     pub store_dropped: IntCounter,
+    pub sflow_interface: IntGaugeVec,
+    pub sflow_interface_untracked: IntCounter,
+    /// (agent, sub-agent, ifIndex) series of `sflow_interface`, bounded by
+    /// [`SFLOW_INTERFACES_MAX`].
+    pub sflow_interfaces: Arc<Mutex<HashSet<(IpAddr, u32, u32)>>>,
     pub store_bytes: IntGauge,
     pub store_segments: IntGauge,
     pub store_partitions: IntGauge,
@@ -102,10 +116,13 @@ impl Metrics {
             templates_cached: gauge(&r, "sluice_decode_templates_cached", "Templates in the receive threads' caches."),
             template_events: counter_vec(&r, "sluice_decode_template_events_total", "Template events: learned, withdrawn, expired, cross_core (adopted from another thread or the saved set), evicted (dropped to make room when the total template budget was full).", &["event"]),
             exporter_restarts: counter(&r, "sluice_decode_exporter_restarts_total", "Exporter restarts detected (sysUptime or sequence going back); their templates were dropped."),
-            exporter_missing: gauge_vec(&r, "sluice_exporter_missing", "Sequence units an exporter sent that never arrived (unit: packets for NetFlow v9, records for v5 and IPFIX); late arrivals are not loss.", &["exporter", "version", "domain", "unit"]),
+            exporter_missing: gauge_vec(&r, "sluice_exporter_missing", "Sequence units an exporter sent that never arrived (unit: packets for NetFlow v9, records for v5 and IPFIX; for sFlow, version sflow5, domain = sub-agent id, unit datagrams (per agent and sub-agent) and samples (per data source, summed)); late arrivals are not loss.", &["exporter", "version", "domain", "unit"]),
             pipeline_dropped: counter(&r, "sluice_pipeline_dropped_records_total", "Records dropped because the store could not keep up (receive threads never block)."),
             records_stored: counter(&r, "sluice_store_records_total", "Records written to the local store (flushed)."),
             store_errors: counter_vec(&r, "sluice_store_errors_total", "Local store errors, by reason (disk_full: ENOSPC/EDQUOT; the store recovers by itself when space returns).", &["reason"]),
+            sflow_interface: gauge_vec(&r, "sluice_sflow_interface_counter", "Interface counters from sFlow counter samples (generic interface counters), as the agent last reported them: in/out octets, packets (unicast+multicast+broadcast), errors, discards (device counters: use rate()), speed_bps, admin_up and oper_up (1/0).", &["agent", "sub_agent", "ifindex", "counter"]),
+            sflow_interface_untracked: counter(&r, "sluice_sflow_interface_untracked_total", "sFlow counter samples of interfaces beyond the tracked limit (4096 interfaces), not exported as metrics."),
+            sflow_interfaces: Arc::new(Mutex::new(HashSet::new())),
             store_dropped: counter(&r, "sluice_store_dropped_records_total", "Records the local store could not write (disk full or another write error) and dropped."),
             store_bytes: gauge(&r, "sluice_store_bytes", "Bytes of the local store on disk."),
             store_segments: gauge(&r, "sluice_store_segments", "Segment files in the local store."),
@@ -134,5 +151,66 @@ impl Metrics {
             out.extend_from_slice(format!("# encode error: {e}\n").as_bytes());
         }
         out
+    }
+}
+
+impl Metrics {
+    /// Sets the interface gauges from one sFlow counter sample (generic interface counters;
+    /// samples without them are skipped). Counter samples come every 20-30 s per interface,
+    /// so the label formatting here is not on any hot path.
+    pub fn sflow_counters(&self, cs: &CounterSample) {
+        let Some(ic) = cs.interface.as_ref() else {
+            return;
+        };
+        let Some(agent) = cs.agent.or(Some(cs.exporter.ip())) else {
+            return;
+        };
+        let key = (agent, cs.sub_agent_id, ic.if_index);
+        {
+            let mut seen = match self.sflow_interfaces.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if !seen.contains(&key) {
+                if seen.len() >= SFLOW_INTERFACES_MAX {
+                    self.sflow_interface_untracked.inc();
+                    return;
+                }
+                seen.insert(key);
+            }
+        }
+        let (agent, sub, ifindex) = (
+            agent.to_string(),
+            cs.sub_agent_id.to_string(),
+            ic.if_index.to_string(),
+        );
+        let packets = |a: u32, b: u32, c: u32| u64::from(a) + u64::from(b) + u64::from(c);
+        for (name, v) in [
+            ("in_octets", ic.in_octets),
+            ("out_octets", ic.out_octets),
+            (
+                "in_packets",
+                packets(ic.in_ucast_pkts, ic.in_multicast_pkts, ic.in_broadcast_pkts),
+            ),
+            (
+                "out_packets",
+                packets(
+                    ic.out_ucast_pkts,
+                    ic.out_multicast_pkts,
+                    ic.out_broadcast_pkts,
+                ),
+            ),
+            ("in_errors", u64::from(ic.in_errors)),
+            ("out_errors", u64::from(ic.out_errors)),
+            ("in_discards", u64::from(ic.in_discards)),
+            ("out_discards", u64::from(ic.out_discards)),
+            ("speed_bps", ic.if_speed),
+            ("admin_up", u64::from(ic.admin_up())),
+            ("oper_up", u64::from(ic.oper_up())),
+        ] {
+            self.sflow_interface
+                .with_label_values(&[&agent, &sub, &ifindex, name])
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
     }
 }

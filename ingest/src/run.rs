@@ -415,7 +415,12 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                                     });
                                 }
                                 crate::config::Protocol::Sflow => {
-                                    let _ = ctx.sflow.decode(&d, |r| b.push(r), |_| {});
+                                    let m = &ctx.metrics;
+                                    let _ = ctx.sflow.decode(
+                                        &d,
+                                        |r| b.push(r),
+                                        |cs| m.sflow_counters(cs),
+                                    );
                                 }
                             }
                         }
@@ -574,6 +579,19 @@ fn publish(
         }
     }
     *last = st.clone();
+    // sFlow: datagram sequence numbers per agent and sub-agent, sample sequence numbers per
+    // data source (summed per sub-agent).
+    for (k, a) in ctx.sflow.agents() {
+        let (agent, sub) = (k.agent.to_string(), k.sub_agent_id.to_string());
+        for (unit, n) in [
+            ("datagrams", a.missing_datagrams),
+            ("samples", a.missing_samples),
+        ] {
+            m.exporter_missing
+                .with_label_values(&[&agent, "sflow5", &sub, unit])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
     for (k, e) in ctx.decoder.exporters() {
         let unit = if k.version == 9 { "packets" } else { "records" };
         m.exporter_missing
