@@ -581,3 +581,163 @@ fn softflowd_ipfix() {
         10,
     );
 }
+
+/// pmacctd's sfprobe plugin (VyOS `system flow-accounting sflow`) exporting sFlow v5 live to
+/// an sFlow listener: every sample tcpdump saw on the wire is stored, matched one to one on
+/// addresses, ports, protocol, frame length and packet count (sFlow times are receive times,
+/// which differ between tcpdump and the collector, so they are not compared), and the probe's
+/// periodic counter sample arrives as interface metrics.
+#[test]
+fn pmacctd_sfprobe_sflow() {
+    let t0 = Instant::now();
+    let dir = TempDir::new("real-sfprobe");
+    let port = common::collector::free_udp_port();
+    let opts = Options {
+        extra: format!(
+            "[[listener]]\nname = \"sflow\"\naddress = \"[::]:{port}\"\nprotocol = \"sflow\"\n"
+        ),
+        ..Options::default()
+    };
+    let mut c = Collector::start(&dir.0, &opts);
+    let capture = dir.0.join("export.pcap");
+    let tcpdump = Tcpdump::start(&capture, port);
+    let input = dir.0.join("traffic_run.pcap");
+    shift_pcap(
+        &generated().join("input/traffic_public.pcap"),
+        &input,
+        INPUT_LEAD,
+    );
+    let shared = generated().join("conf/pmacctd-sfprobe.conf");
+    let text = std::fs::read_to_string(&shared).expect("read the shared sfprobe config");
+    let mut conf = String::new();
+    for line in text.lines() {
+        if line.starts_with("pcap_savefile:") {
+            conf.push_str(&format!("pcap_savefile: {}\n", input.display()));
+        } else if line.starts_with("sfprobe_receiver[") {
+            let (key, _) = line.split_once(':').expect("key: value");
+            conf.push_str(&format!("{key}: 127.0.0.1:{port}\n"));
+        } else {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+    }
+    assert!(
+        conf.contains(&format!("127.0.0.1:{port}")) && conf.contains("pcap_savefile_wait: true"),
+        "{} changed shape",
+        shared.display()
+    );
+    let conf_path = dir.0.join("pmacctd-sfprobe.conf");
+    std::fs::write(&conf_path, conf).expect("write config");
+    let log = dir.0.join("pmacctd.log");
+    let out = std::fs::File::create(&log).expect("log file");
+    let mut child = Command::new(tool("pmacctd"))
+        .arg("-f")
+        .arg(&conf_path)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out)
+        .spawn()
+        .expect("start pmacctd");
+    // pmacctd keeps running after the file (pcap_savefile_wait): wait for the samples to stop
+    // coming, then stop it with SIGINT, as the capture's generator did (sfprobe sends its
+    // counter sample on the way out).
+    let mut last = -1.0;
+    let settled = wait_until(Duration::from_secs(40), || {
+        let n = c.metric("sluice_decode_records_total{kind=\"sflow_flow\"}");
+        let same = n > 0.0 && n == last;
+        last = n;
+        std::thread::sleep(Duration::from_millis(1500));
+        same
+    });
+    let _ = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status();
+    if wait_timeout(&mut child, Duration::from_secs(10)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(
+        settled,
+        "sfprobe samples did not settle (flow samples {last}): {}",
+        read_log(&log)
+    );
+    let tcpdump_text = tcpdump.stop();
+
+    let datagrams = common::pcap::read_udp_datagrams(&capture).expect("read the tcpdump capture");
+    assert!(!datagrams.is_empty(), "nothing captured: {tcpdump_text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("decode")
+        .arg(&capture)
+        .output()
+        .expect("run sluice decode");
+    assert!(out.status.success(), "sluice decode of the capture failed");
+    let want: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("decode line is JSON"))
+        .collect();
+    // One sample per input packet (sampling rate 1); the input has a few hundred.
+    assert!(want.len() >= 100, "{} samples captured", want.len());
+    assert!(
+        wait_until(Duration::from_secs(15), || c
+            .metric("sluice_store_records_total")
+            >= want.len() as f64),
+        "stored {} of {}",
+        c.metric("sluice_store_records_total"),
+        want.len()
+    );
+    let agent = "192.0.2.1";
+    assert!(
+        wait_until(Duration::from_secs(5), || c
+            .metric("sluice_decode_records_total{kind=\"sflow_counters\"}")
+            >= 1.0),
+        "no counter sample from the probe: {}",
+        read_log(&log)
+    );
+    assert!(
+        c.metric(&format!(
+            "sluice_sflow_interface_counter{{agent=\"{agent}\",counter=\"in_octets\",ifindex=\"2\",sub_agent=\"0\"}}"
+        )) > 0.0,
+        "the probe's counter sample as interface metrics"
+    );
+    assert_eq!(
+        c.metric(&format!(
+            "sluice_exporter_missing{{domain=\"0\",exporter=\"{agent}\",unit=\"datagrams\",version=\"sflow5\"}}"
+        )),
+        0.0,
+        "no datagram lost on loopback"
+    );
+    assert_eq!(c.metric("sluice_decode_errors_total"), 0.0);
+    let got = c.dump_all(None);
+    assert_eq!(c.stop(), Some(0), "{}", c.log_text());
+    let key = |d: &Value| {
+        serde_json::json!([
+            d["source"]["ip"],
+            d["source"]["port"],
+            d["destination"]["ip"],
+            d["destination"]["port"],
+            d["network"]["iana_number"],
+            d["network"]["bytes"],
+            d["network"]["packets"],
+        ])
+        .to_string()
+    };
+    let count = |docs: &[Value]| {
+        let mut m = BTreeMap::new();
+        for d in docs {
+            *m.entry(key(d)).or_insert(0usize) += 1;
+        }
+        m
+    };
+    assert_eq!(
+        count(&got),
+        count(&want),
+        "stored samples differ from the captured ones"
+    );
+    eprintln!(
+        "pmacctd-sfprobe: {} datagrams, {} samples captured and stored; {:.1} s",
+        datagrams.len(),
+        got.len(),
+        t0.elapsed().as_secs_f64()
+    );
+}
