@@ -236,6 +236,34 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
             })?
     };
 
+    // Every series an alert or dashboard takes increase() of exists from the start, at 0: a
+    // counter born at its first event (already above zero) hides that first burst.
+    for l in &cfg.listeners {
+        let n = [l.name.as_str()];
+        for family in [
+            &metrics.packets,
+            &metrics.bytes,
+            &metrics.truncated,
+            &metrics.kernel_drops,
+            &metrics.recv_errors,
+            &metrics.denied,
+        ] {
+            family.with_label_values(&n);
+        }
+    }
+    for reason in [
+        "truncated",
+        "unsupported_version",
+        "invalid_length",
+        "invalid_template",
+        "template_missing",
+        "limit",
+    ] {
+        metrics.decode_errors.with_label_values(&[reason]);
+    }
+    for reason in ["io", "disk_full", "corrupt", "compression"] {
+        metrics.store_errors.with_label_values(&[reason]);
+    }
     metrics.up.set(1);
     healthy.store(true, Ordering::Relaxed);
     log!("running; data in {}", data_dir.display());
