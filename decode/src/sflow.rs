@@ -47,6 +47,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
+pub use counters::layout as counter_layout;
 pub use counters::{CounterSample, EthernetCounters, InterfaceCounters};
 
 use crate::decoder::Datagram;
@@ -212,6 +213,9 @@ pub struct SflowDecoder {
     agents: FxHashMap<AgentKey, Agent>,
     /// The record being built, reused from sample to sample.
     buf: Box<[u8; layout::MAX_RECORD]>,
+    /// Counter samples also go to the record callback, as records of
+    /// [`counters::layout`] (for the store and the document sinks).
+    counter_records: bool,
 }
 
 impl Default for SflowDecoder {
@@ -295,7 +299,14 @@ impl SflowDecoder {
             stats: SflowStats::default(),
             agents: FxHashMap::default(),
             buf: Box::new([0; layout::MAX_RECORD]),
+            counter_records: false,
         }
+    }
+
+    /// Whether counter samples are also handed to the record callback as records (see
+    /// [`counters::layout`]); off by default. The counter callback gets them either way.
+    pub fn set_counter_records(&mut self, on: bool) {
+        self.counter_records = on;
     }
 
     /// Counters so far.
@@ -402,8 +413,8 @@ impl SflowDecoder {
                 1 => self.flow_sample(&ctx, Kind::Compact, body, on_flow),
                 3 => self.flow_sample(&ctx, Kind::Expanded, body, on_flow),
                 5 => self.flow_sample(&ctx, Kind::Discard, body, on_flow),
-                2 => self.counter_sample(&ctx, false, body, on_counters),
-                4 => self.counter_sample(&ctx, true, body, on_counters),
+                2 => self.counter_sample(&ctx, false, body, on_flow, on_counters),
+                4 => self.counter_sample(&ctx, true, body, on_flow, on_counters),
                 _ => {
                     self.stats.skipped_samples += 1;
                     Ok(())
@@ -734,11 +745,12 @@ impl SflowDecoder {
         Ok(())
     }
 
-    fn counter_sample<C: FnMut(&CounterSample)>(
+    fn counter_sample<F: FnMut(&Record<'_>), C: FnMut(&CounterSample)>(
         &mut self,
         ctx: &Ctx,
         expanded: bool,
         body: &[u8],
+        on_flow: &mut F,
         on_counters: &mut C,
     ) -> Result<(), DecodeError> {
         const T: DecodeError = DecodeError::Truncated("sflow counter sample");
@@ -778,6 +790,16 @@ impl SflowDecoder {
         );
         self.stats.counter_samples += 1;
         on_counters(&s);
+        if self.counter_records {
+            let (len, t) = counters::layout::write(&s, &mut self.buf[..]);
+            on_flow(&Record {
+                header: &ctx.header,
+                template: t,
+                data: self.buf.get(..len).unwrap_or(&[]),
+                spans: &t.fixed_spans,
+                system_init_ms: None,
+            });
+        }
         Ok(())
     }
 }

@@ -29,6 +29,8 @@ pub fn run(
         ..Limits::default()
     });
     let mut sflow = SflowDecoder::default();
+    // Counter samples are documents of their own (event.kind: metric).
+    sflow.set_counter_records(true);
     let mut out = DocWriter::new(format, EncodeOptions { annotate });
     if let Some(e) = enricher {
         out = out.with_enricher(e);

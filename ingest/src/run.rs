@@ -200,7 +200,12 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
             names: cfg.listeners.iter().map(|l| l.name.clone()).collect(),
             allow: cfg.listeners.iter().map(|l| l.allow.clone()).collect(),
             protocols: cfg.listeners.iter().map(|l| l.protocol).collect(),
-            sflow: sluice_decode::sflow::SflowDecoder::default(),
+            sflow: {
+                let mut d = sluice_decode::sflow::SflowDecoder::default();
+                // Counter samples are stored and shipped as documents too (and are metrics).
+                d.set_counter_records(true);
+                d
+            },
             decoder: Decoder::with_shared(limits(&cfg), Arc::clone(&shared)),
             metrics: metrics.clone(),
             stop: Arc::clone(&stop),

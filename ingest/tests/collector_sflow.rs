@@ -1,5 +1,6 @@
 //! sFlow v5 end to end: pmacct's sfprobe capture replayed to an sFlow listener of `sluice run`
-//! is stored sample by sample and dumped as flow documents.
+//! is stored sample by sample and dumped as flow documents; its counter samples become
+//! metric documents and interface gauges.
 
 mod common;
 
@@ -31,8 +32,27 @@ fn sflow_samples_are_stored_and_dumped() {
         .metric("sluice_decode_records_total{kind=\"sflow_counters\"}")
         == 1.0));
     assert_eq!(c.metric("sluice_decode_errors_total"), 0.0);
-    let docs = c.dump_all(None);
+    let all = c.dump_all(None);
+    // 615 flow samples and the probe's one counter sample, a document of its own (its
+    // values as tshark reads them: ifIndex 2, 64679 input octets, 106 input packets, 100
+    // Mbit/s).
+    assert_eq!(all.len(), 616);
+    let (docs, counters): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|d| d["event"]["kind"] == "event");
     assert_eq!(docs.len(), 615);
+    assert_eq!(counters.len(), 1);
+    let k = &counters[0];
+    assert_eq!(k["event"]["kind"], "metric", "{k}");
+    assert_eq!(k["event"]["action"], "sflow_counters", "{k}");
+    assert_eq!(k["netflow"]["sflow_if_index"], 2, "{k}");
+    assert_eq!(k["netflow"]["sflow_if_in_octets"], 64679, "{k}");
+    assert_eq!(k["netflow"]["sflow_if_in_ucast_pkts"], 106, "{k}");
+    assert_eq!(k["netflow"]["sflow_if_speed"], 100_000_000u64, "{k}");
+    assert_eq!(k["netflow"]["exporter_ipv4_address"], "192.0.2.1", "{k}");
+    assert!(
+        k["source"]["ip"].is_null(),
+        "a counter sample has no traffic: {k}"
+    );
     assert!(docs
         .iter()
         .all(|d| d["netflow"]["exporter"]["protocol"] == "sflow"));

@@ -94,6 +94,10 @@ fn sum(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
+fn is_counters(r: &Record<'_>) -> bool {
+    sluice_decode::sflow::counter_layout::is_counter_template(r.template)
+}
+
 /// The value of an ECS field for a record, if it has one. With enrichment, counters are the
 /// sampling-scaled estimates and the enrichment-only fields are filled.
 pub fn value_of<'a>(
@@ -113,9 +117,13 @@ pub fn value_of<'a>(
     let arc = |t: &'a Option<std::sync::Arc<str>>| t.as_deref().map(Value::Text);
     Some(match g {
         Getter::Timestamp => Value::Time(sluice_decode::time::export_ns(r)),
+        // sFlow counter samples describe an interface, not traffic: ECS metric events.
+        Getter::EventKind if is_counters(r) => Value::Str("metric"),
         Getter::EventKind => Value::Str("event"),
         Getter::EventCategory => Value::List(&["network"]),
+        Getter::EventType if is_counters(r) => Value::List(&["info"]),
         Getter::EventType => Value::List(&["connection"]),
+        Getter::EventAction if is_counters(r) => Value::Str("sflow_counters"),
         Getter::EventAction => Value::Str(if r.template.options {
             "netflow_options"
         } else {

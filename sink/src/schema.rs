@@ -139,10 +139,10 @@ macro_rules! f {
 /// The ECS part of the document, in emission order (objects are contiguous).
 pub static ECS_FIELDS: &[EcsField] = &[
     f!("@timestamp", Date, true, Timestamp, "Export time from the packet header (receive time when the header has none)."),
-    f!("event.kind", Keyword, false, EventKind, "Always `event`."),
+    f!("event.kind", Keyword, false, EventKind, "`event`; `metric` for sFlow counter samples."),
     f!("event.category", Keyword, false, EventCategory, "Always `[\"network\"]`."),
-    f!("event.type", Keyword, false, EventType, "Always `[\"connection\"]`."),
-    f!("event.action", Keyword, false, EventAction, "`netflow_flow` for flow records."),
+    f!("event.type", Keyword, false, EventType, "`[\"connection\"]`; `[\"info\"]` for sFlow counter samples."),
+    f!("event.action", Keyword, false, EventAction, "`netflow_flow` for flow records; `sflow_counters` for sFlow counter samples."),
     f!("event.start", Date, true, EventStart, "Flow start (absolute UTC, from the record's time elements; export time if it has none)."),
     f!("event.end", Date, true, EventEnd, "Flow end (absolute UTC)."),
     f!("event.duration", Long, true, EventDuration, "end - start in nanoseconds."),

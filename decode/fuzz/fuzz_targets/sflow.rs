@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
         tag: 0,
     };
     let mut d = SflowDecoder::default();
+    d.set_counter_records(true);
     let mut out = Vec::new();
     let mut counters = 0u64;
     for _ in 0..2 {

@@ -188,3 +188,144 @@ pub(super) fn read_records(
     }
     Ok(counts)
 }
+
+/// Counter samples as records, for the store and the document sinks (the metrics take the
+/// struct). One fixed layout per combination of what the sample had, like the flow layouts:
+///
+/// - agent (if its address type is known): exporterIPv4Address (130) or exporterIPv6Address
+///   (131);
+/// - always: observationPointId (138, 8 bytes: data source type << 32 | index) and the
+///   sample's sequence number (InMon PEN 4300, element 33);
+/// - generic interface counters: PEN 4300 elements 1-19, the record's fields in order;
+/// - Ethernet counters: PEN 4300 elements 20-32.
+///
+/// Template ids are [`COUNTER_BASE_ID`] + the layout index; the encoder knows a counter
+/// record by [`is_counter_template`].
+pub mod layout {
+    use std::net::IpAddr;
+    use std::sync::OnceLock;
+
+    use super::CounterSample;
+    use crate::template::{Dialect, FieldSpec, Template};
+
+    /// InMon's private enterprise number, under which Sluice names the counter fields.
+    pub const PEN: u32 = 4300;
+    /// First template id of the counter layouts (clear of the flow layouts' ids).
+    pub const COUNTER_BASE_ID: u16 = 0xf000;
+    const LAYOUTS: usize = 3 * 2 * 2;
+    /// Longest record: IPv6 agent, both counter structures.
+    pub const MAX_LEN: usize = 16 + 8 + 4 + 88 + 52;
+
+    /// Whether `t` is one of the counter layouts.
+    pub fn is_counter_template(t: &Template) -> bool {
+        t.dialect == Dialect::Sflow
+            && (COUNTER_BASE_ID..COUNTER_BASE_ID + LAYOUTS as u16).contains(&t.id)
+    }
+
+    fn index(cs: &CounterSample) -> usize {
+        let fam = match cs.agent {
+            None => 0,
+            Some(IpAddr::V4(_)) => 1,
+            Some(IpAddr::V6(_)) => 2,
+        };
+        fam * 4 + usize::from(cs.interface.is_some()) * 2 + usize::from(cs.ethernet.is_some())
+    }
+
+    /// Calls `f(pen, id, value bytes)` for every element of the sample's layout, in order.
+    /// Compiling a layout and writing a record both go through here.
+    fn walk(cs: &CounterSample, f: &mut dyn FnMut(u32, u16, &[u8])) {
+        match cs.agent {
+            Some(IpAddr::V4(a)) => f(0, 130, &a.octets()),
+            Some(IpAddr::V6(a)) => f(0, 131, &a.octets()),
+            None => {}
+        }
+        let point = (u64::from(cs.source_type) << 32) | u64::from(cs.source_index);
+        f(0, 138, &point.to_be_bytes());
+        f(PEN, 33, &cs.sequence.to_be_bytes());
+        if let Some(i) = &cs.interface {
+            let w32 = [
+                i.if_index,
+                i.if_type,
+                0,
+                i.if_direction,
+                i.if_status,
+                0,
+                i.in_ucast_pkts,
+                i.in_multicast_pkts,
+                i.in_broadcast_pkts,
+                i.in_discards,
+                i.in_errors,
+                i.in_unknown_protos,
+                0,
+                i.out_ucast_pkts,
+                i.out_multicast_pkts,
+                i.out_broadcast_pkts,
+                i.out_discards,
+                i.out_errors,
+                i.promiscuous_mode,
+            ];
+            for (n, v) in w32.iter().enumerate() {
+                let id = n as u16 + 1;
+                match id {
+                    3 => f(PEN, id, &i.if_speed.to_be_bytes()),
+                    6 => f(PEN, id, &i.in_octets.to_be_bytes()),
+                    13 => f(PEN, id, &i.out_octets.to_be_bytes()),
+                    _ => f(PEN, id, &v.to_be_bytes()),
+                }
+            }
+        }
+        if let Some(e) = &cs.ethernet {
+            let w = [
+                e.alignment_errors,
+                e.fcs_errors,
+                e.single_collision_frames,
+                e.multiple_collision_frames,
+                e.sqe_test_errors,
+                e.deferred_transmissions,
+                e.late_collisions,
+                e.excessive_collisions,
+                e.internal_mac_transmit_errors,
+                e.carrier_sense_errors,
+                e.frame_too_longs,
+                e.internal_mac_receive_errors,
+                e.symbol_errors,
+            ];
+            for (n, v) in w.iter().enumerate() {
+                f(PEN, n as u16 + 20, &v.to_be_bytes());
+            }
+        }
+    }
+
+    fn template(cs: &CounterSample) -> &'static Template {
+        static CELLS: [OnceLock<Box<Template>>; LAYOUTS] = [const { OnceLock::new() }; LAYOUTS];
+        let i = index(cs);
+        let cell = CELLS.get(i).unwrap_or(&CELLS[0]);
+        cell.get_or_init(|| {
+            let mut specs = Vec::with_capacity(40);
+            walk(cs, &mut |pen, id, v| {
+                specs.push(FieldSpec {
+                    id,
+                    pen,
+                    len: v.len() as u16,
+                })
+            });
+            match Template::compile(COUNTER_BASE_ID + i as u16, Dialect::Sflow, false, 0, &specs) {
+                Ok(t) => Box::new(t),
+                Err(e) => unreachable!("static sFlow counter layout compiles: {e}"),
+            }
+        })
+    }
+
+    /// Writes the sample's record into `buf` (at least [`MAX_LEN`] bytes); returns its
+    /// length and template.
+    pub fn write(cs: &CounterSample, buf: &mut [u8]) -> (usize, &'static Template) {
+        let mut n = 0;
+        walk(cs, &mut |_, _, v| {
+            if let Some(dst) = buf.get_mut(n..n + v.len()) {
+                dst.copy_from_slice(v);
+                n += v.len();
+            }
+        });
+        (n, template(cs))
+    }
+}

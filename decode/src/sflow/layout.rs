@@ -314,6 +314,7 @@ pub(super) fn walk(k: Key, f: &Facts, out: &mut impl FnMut(u16, &[u8])) {
 
 /// Longest record of any layout (an IPv6 agent, IPv6 addresses, every group).
 pub(super) const MAX_RECORD: usize = 192;
+const _: () = assert!(MAX_RECORD >= super::counters::layout::MAX_LEN);
 
 /// Writes the record of `f` into `buf` and returns its length and template.
 pub(super) fn write(f: &Facts, buf: &mut [u8; MAX_RECORD]) -> (usize, &'static Template) {

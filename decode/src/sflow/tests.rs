@@ -703,6 +703,89 @@ fn counter_samples_compact_and_expanded() {
 }
 
 #[test]
+fn counter_samples_as_records_carry_every_counter() {
+    let compact = B::default()
+        .u32(5)
+        .u32(0x0000_0004)
+        .list(&[if_counters(4), eth_counters()])
+        .0;
+    let only_eth = B::default()
+        .u32(9)
+        .u32(0x0000_0007)
+        .list(&[eth_counters()])
+        .0;
+    let mut d = SflowDecoder::default();
+    d.set_counter_records(true);
+    let (r, recs, ctrs) = run(
+        &mut d,
+        &datagram(AGENT, 1, 1000, &[(2, compact), (2, only_eth)]),
+    );
+    assert_eq!(r, Ok(()));
+    assert_eq!(ctrs.len(), 2, "the struct callback still gets them");
+    assert_eq!(recs.len(), 2);
+    assert_eq!(
+        d.stats().flow_records,
+        0,
+        "counter records are not flow records"
+    );
+    let by = |rec: &Rec, id: u16| -> Option<u64> {
+        let i = rec
+            .template
+            .fields
+            .iter()
+            .position(|f| f.spec.pen == counter_layout::PEN && f.spec.id == id)?;
+        Some(crate::record::be_uint(rec.record().field(i)))
+    };
+    let (full, eth) = (&recs[0], &recs[1]);
+    for rec in &recs {
+        assert!(counter_layout::is_counter_template(&rec.template));
+        assert_eq!(rec.uint(130), Some(0xc000_0201), "agent 192.0.2.1");
+    }
+    assert_eq!(full.uint(138), Some(4), "data source: ifIndex 4");
+    assert_eq!(by(full, 33), Some(5), "sample sequence");
+    let i = ctrs[0].interface.expect("generic");
+    for (id, want) in [
+        (1, u64::from(i.if_index)),
+        (3, i.if_speed),
+        (5, u64::from(i.if_status)),
+        (6, i.in_octets),
+        (7, u64::from(i.in_ucast_pkts)),
+        (13, i.out_octets),
+        (19, u64::from(i.promiscuous_mode)),
+    ] {
+        assert_eq!(by(full, id), Some(want), "element {id}");
+    }
+    let e = ctrs[0].ethernet.expect("ethernet");
+    assert_eq!(by(full, 20), Some(u64::from(e.alignment_errors)));
+    assert_eq!(by(full, 32), Some(u64::from(e.symbol_errors)));
+    assert_eq!(by(eth, 1), None, "no generic counters in the second sample");
+    assert_eq!(by(eth, 32), Some(12));
+    assert_ne!(full.template.id, eth.template.id);
+    assert!(!counter_layout::is_counter_template(
+        &one(&datagram(
+            AGENT,
+            2,
+            1000,
+            &[(
+                1,
+                flow_sample(
+                    1,
+                    1,
+                    1,
+                    2,
+                    &[sampled_header(
+                        1,
+                        60,
+                        &ipv4([1, 1, 1, 1], [2, 2, 2, 2], 17, 0, &udp(1, 2))
+                    )]
+                )
+            )]
+        ))
+        .template
+    ));
+}
+
+#[test]
 fn unknown_formats_are_skipped_and_counted() {
     let hdr = ipv4([1, 1, 1, 1], [2, 2, 2, 2], 17, 0, &udp(1, 2));
     let s = flow_sample(
