@@ -563,13 +563,7 @@ impl SflowDecoder {
             _ => self.stats.flow_samples += 1,
         }
         let (len, t): (usize, &Template) = layout::write(&f, &mut self.buf);
-        on_flow(&Record {
-            header: &ctx.header,
-            template: t,
-            data: self.buf.get(..len).unwrap_or(&[]),
-            spans: &t.fixed_spans,
-            system_init_ms: None,
-        });
+        emit(&ctx.header, t, &self.buf[..], len, on_flow);
         self.stats.flow_records += 1;
         Ok(())
     }
@@ -792,13 +786,7 @@ impl SflowDecoder {
         on_counters(&s);
         if self.counter_records {
             let (len, t) = counters::layout::write(&s, &mut self.buf[..]);
-            on_flow(&Record {
-                header: &ctx.header,
-                template: t,
-                data: self.buf.get(..len).unwrap_or(&[]),
-                spans: &t.fixed_spans,
-                system_init_ms: None,
-            });
+            emit(&ctx.header, t, &self.buf[..], len, on_flow);
         }
         Ok(())
     }
@@ -810,4 +798,21 @@ fn family_of(f: &Facts) -> Fam {
         Some((IpAddr::V6(_), _)) => Fam::V6,
         _ => Fam::V4,
     }
+}
+
+/// Hands the first `len` bytes of `buf`, a record of the fixed layout `t`, to `on_record`.
+fn emit<F: FnMut(&Record<'_>)>(
+    header: &ExportHeader,
+    t: &Template,
+    buf: &[u8],
+    len: usize,
+    on_record: &mut F,
+) {
+    on_record(&Record {
+        header,
+        template: t,
+        data: buf.get(..len).unwrap_or(&[]),
+        spans: &t.fixed_spans,
+        system_init_ms: None,
+    });
 }
