@@ -18,8 +18,10 @@ pub mod error;
 pub mod metrics;
 pub mod replay;
 pub mod rewrite;
+pub mod send;
 
 pub use capture::{Capture, CaptureDatagram, Stream};
 pub use config::{parse_duration, Rate, Stop};
 pub use error::LoadError;
 pub use replay::{replay, Progress, ReplayConfig, ReplayStats, Schedule};
+pub use send::{send, Hooks, LiveCounters, Rendered, SendConfig, SendStats, Source};
