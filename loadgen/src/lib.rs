@@ -20,12 +20,16 @@
 pub mod capture;
 pub mod config;
 pub mod error;
+pub mod latency;
 pub mod metrics;
 pub mod pcap_out;
+pub mod plot;
 pub mod replay;
 pub mod rewrite;
 pub mod send;
+pub mod soak;
 pub mod synth;
+pub mod timeline;
 
 pub use capture::{Capture, CaptureDatagram, Stream};
 pub use config::{parse_duration, Rate, Stop};

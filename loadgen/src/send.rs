@@ -140,6 +140,10 @@ impl LiveCounters {
     }
 }
 
+/// Sees a datagram the kernel took: exporter's local address, send time (ns since the Unix
+/// epoch), payload.
+pub type SentHook<'a> = dyn FnMut(SocketAddr, i64, &[u8]) + 'a;
+
 /// Optional observers of a run.
 #[derive(Default)]
 pub struct Hooks<'a> {
@@ -147,7 +151,7 @@ pub struct Hooks<'a> {
     pub progress: Option<&'a mut dyn FnMut(&Progress)>,
     /// Called with every datagram the kernel took: exporter's local address, send time (ns
     /// since the Unix epoch), payload.
-    pub sent: Option<&'a mut dyn FnMut(SocketAddr, i64, &[u8])>,
+    pub sent: Option<&'a mut SentHook<'a>>,
     /// Updated after every batch.
     pub live: Option<&'a LiveCounters>,
     /// Set by another thread to end the run early.

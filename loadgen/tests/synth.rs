@@ -236,6 +236,9 @@ fn ipfix_roundtrip() {
     netflow_roundtrip(Proto::Ipfix, 0.3);
 }
 
+/// (src, dst, sport, dport, protocol, in, out) of an sFlow sample.
+type SampleKey = (IpAddr, IpAddr, u16, u16, u8, u32, u32);
+
 #[test]
 fn sflow_roundtrip() {
     let mut cfg = SynthConfig {
@@ -252,7 +255,7 @@ fn sflow_roundtrip() {
     cfg.model.interfaces = 30;
     let (synth, sent) = render_all(&cfg);
     let mut dec = SflowDecoder::default();
-    let mut got: HashMap<usize, Vec<(IpAddr, IpAddr, u16, u16, u8, u32, u32)>> = HashMap::new();
+    let mut got: HashMap<usize, Vec<SampleKey>> = HashMap::new();
     let (mut flows, mut counters_sent, mut counters_got) = (0u64, 0u64, 0u64);
     for (i, s) in sent.iter().enumerate() {
         flows += u64::from(s.what.flow_records);

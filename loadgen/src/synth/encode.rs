@@ -63,6 +63,9 @@ pub const V9_IFDESC_LEN: usize = 64;
 pub const IPFIX_IFACE_MAX: usize = 4 + 1 + 15 + 1 + 40;
 pub const V9_IFACE_RECORD: usize = 4 + 4 + V9_IFNAME_LEN + V9_IFDESC_LEN;
 
+/// A template field: (IE, length).
+type Field = (u16, u16);
+
 /// Which encoding of the flow times a template uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Times {
@@ -294,7 +297,7 @@ pub fn open_set(id: u16, out: &mut Vec<u8>) -> usize {
 /// Closes the set opened at `at`: v9 pads it to 32 bits (RFC 3954 §5.3), IPFIX does not.
 pub fn close_set(ipfix: bool, at: usize, out: &mut Vec<u8>) {
     if !ipfix {
-        while (out.len() - at) % 4 != 0 {
+        while !(out.len() - at).is_multiple_of(4) {
             out.push(0);
         }
     }
@@ -317,7 +320,7 @@ pub fn templates(ipfix: bool, out: &mut Vec<u8>) -> u16 {
     }
     close_set(ipfix, set, out);
     // Options templates: (id, scope fields, other fields).
-    let (sampler, iface): (Vec<(u16, u16)>, Vec<(u16, u16)>) = if ipfix {
+    let (sampler, iface): (Vec<Field>, Vec<Field>) = if ipfix {
         (
             vec![(302, 2), (304, 1), (305, 4), (306, 4)],
             vec![(10, 4), (82, 0xffff), (83, 0xffff)],
@@ -543,7 +546,7 @@ pub fn flow_sample(f: &Flow, s: &SampleState, out: &mut Vec<u8>) {
         _ => {}
     }
     debug_assert_eq!(out.len() - h, hlen);
-    while (out.len() - h) % 4 != 0 {
+    while !(out.len() - h).is_multiple_of(4) {
         out.push(0);
     }
     let len = (out.len() - start - 8) as u32;
