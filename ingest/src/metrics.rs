@@ -192,7 +192,7 @@ impl Metrics {
             templates_cached: gauge(&r, "sluice_decode_templates_cached", "Templates in the receive threads' caches."),
             template_events: counter_vec(&r, "sluice_decode_template_events_total", "Template events: learned, withdrawn, expired, cross_core (adopted from another thread or the saved set), evicted (dropped to make room when the total template budget was full).", &["event"]),
             exporter_restarts: counter(&r, "sluice_decode_exporter_restarts_total", "Exporter restarts detected (sysUptime or sequence going back); their templates were dropped."),
-            exporter_missing: gauge_vec(&r, "sluice_exporter_missing", "Sequence units an exporter sent that never arrived (unit: packets for NetFlow v9, records for v5 and IPFIX); late arrivals are not loss.", &["exporter", "version", "domain", "unit"]),
+            exporter_missing: gauge_vec(&r, "sluice_exporter_missing", "Sequence units an exporter sent that never arrived (unit: packets for NetFlow v9, records for v5 and IPFIX, datagrams for sFlow agents, version sflow5, domain the sub-agent id); late arrivals are not loss.", &["exporter", "version", "domain", "unit"]),
             pipeline_dropped: counter(&r, "sluice_pipeline_dropped_records_total", "Records dropped because the store could not keep up (receive threads never block)."),
             records_stored: counter(&r, "sluice_store_records_total", "Records written to the local store (flushed)."),
             store_errors: counter_vec(&r, "sluice_store_errors_total", "Local store errors, by reason.", &["reason"]),

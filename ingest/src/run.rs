@@ -587,6 +587,17 @@ fn publish(
             ])
             .set(e.missing as i64);
     }
+    // sFlow agents: datagram sequence numbers per agent and sub-agent.
+    for (k, a) in ctx.sflow.agents() {
+        m.exporter_missing
+            .with_label_values(&[
+                &k.agent.to_string(),
+                "sflow5",
+                &k.sub_agent_id.to_string(),
+                "datagrams",
+            ])
+            .set(a.missing_datagrams as i64);
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -259,9 +259,12 @@ fn resolve(to: &str) -> Result<SocketAddr> {
         .with_context(|| format!("--to {to:?} resolves to no address"))
 }
 
-/// The progress line: rewritten in place on a terminal, one line a second otherwise.
-fn progress_line(tty: bool) -> impl FnMut(&Progress) {
+/// The progress line: rewritten in place on a terminal, else one line every `every` seconds.
+fn progress_line(tty: bool, every: u64) -> impl FnMut(&Progress) {
     move |p: &Progress| {
+        if !tty && p.elapsed.as_secs() % every.max(1) != 0 {
+            return;
+        }
         let line = format!(
             "{:>6.1}s  {} packets ({:.0} pps)  {} records ({:.0} rec/s)",
             p.elapsed.as_secs_f64(),
@@ -508,7 +511,7 @@ fn run_replay(a: ReplayArgs) -> Result<bool> {
         .as_ref()
         .map(|_| Sampler::start(Arc::clone(&live), metrics.clone(), before, s.collector_pid));
     let tty = std::io::stderr().is_terminal();
-    let mut progress = progress_line(tty);
+    let mut progress = progress_line(tty, 1);
     let mut hooks = Hooks {
         progress: Some(&mut progress),
         live: Some(&live),
@@ -625,7 +628,7 @@ fn run_synth(a: SynthArgs) -> Result<bool> {
         .as_ref()
         .map(|_| Sampler::start(Arc::clone(&live), metrics.clone(), before, s.collector_pid));
     let tty = std::io::stderr().is_terminal();
-    let mut progress = progress_line(tty);
+    let mut progress = progress_line(tty, 1);
     let send_cfg = SendConfig {
         to,
         rate: s.rate,
@@ -780,7 +783,7 @@ fn run_soak(a: SoakArgs) -> Result<bool> {
         let (live, stop) = (Arc::clone(&live), Arc::clone(&stop));
         let tty = std::io::stderr().is_terminal();
         std::thread::spawn(move || {
-            let mut progress = progress_line(tty);
+            let mut progress = progress_line(tty, 10);
             let mut hooks = Hooks {
                 progress: Some(&mut progress),
                 live: Some(&live),

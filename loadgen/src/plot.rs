@@ -31,7 +31,7 @@ const LEFT: f64 = 90.0;
 const RIGHT: f64 = 30.0;
 const TOP: f64 = 70.0;
 const PANEL: f64 = 190.0;
-const GAP: f64 = 55.0;
+const GAP: f64 = 75.0;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -94,13 +94,20 @@ struct Panel<'a> {
     empty_note: &'a str,
 }
 
-/// Per-second rates from cumulative (t, value) pairs.
-fn rates(pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    pts.windows(2)
-        .filter(|w| w[1].0 > w[0].0)
-        .map(|w| (w[1].0, (w[1].1 - w[0].1) / (w[1].0 - w[0].0)))
+/// Rates from cumulative (t, value) pairs, each over the `window` samples before it: the
+/// collector's stored count moves once per flush, which sampled every second aliases into
+/// spikes; a few seconds' window shows the rate it keeps.
+fn rates(pts: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    (1..pts.len())
+        .filter_map(|i| {
+            let (a, b) = (pts[i.saturating_sub(window)], pts[i]);
+            (b.0 > a.0).then(|| (b.0, (b.1 - a.1) / (b.0 - a.0)))
+        })
         .collect()
 }
+
+/// Samples the rates are averaged over.
+const RATE_WINDOW: usize = 5;
 
 /// The SVG document.
 pub fn svg(points: &[Point], info: &PlotInfo) -> String {
@@ -116,19 +123,19 @@ pub fn svg(points: &[Point], info: &PlotInfo) -> String {
     let panels = [
         Panel {
             title: "Records per second",
-            unit: "records/s",
+            unit: "records/s, 5 s average",
             series: vec![
                 Series {
                     name: "sent",
                     color: "#1f77b4",
                     dashed: false,
-                    pts: rates(&sent),
+                    pts: rates(&sent, RATE_WINDOW),
                 },
                 Series {
                     name: "stored (flushed)",
                     color: "#2ca02c",
                     dashed: false,
-                    pts: rates(&stored),
+                    pts: rates(&stored, RATE_WINDOW),
                 },
             ],
             fit: None,
@@ -254,7 +261,7 @@ pub fn svg(points: &[Point], info: &PlotInfo) -> String {
             s,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#444\">seconds</text>",
             LEFT + pw,
-            y0 + PANEL + 30.0
+            y0 + PANEL + 36.0
         );
         let has_data = p.series.iter().any(|s| !s.pts.is_empty());
         if !has_data {
@@ -286,7 +293,7 @@ pub fn svg(points: &[Point], info: &PlotInfo) -> String {
                 );
             }
             let lx = LEFT + 10.0 + k as f64 * 330.0;
-            let ly = y0 + PANEL + 46.0;
+            let ly = y0 + PANEL + 36.0;
             let _ = writeln!(
                 s,
                 "<line x1=\"{lx:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{}\" stroke-width=\"3\"{}/><text x=\"{:.1}\" y=\"{ly:.1}\">{}</text>",
@@ -310,7 +317,7 @@ pub fn svg(points: &[Point], info: &PlotInfo) -> String {
                 sy(f.intercept + f.slope * b)
             );
             let lx = LEFT + 10.0 + 330.0;
-            let ly = y0 + PANEL + 46.0;
+            let ly = y0 + PANEL + 36.0;
             let _ = writeln!(
                 s,
                 "<line x1=\"{lx:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ff7f0e\" stroke-width=\"3\" stroke-dasharray=\"8 4\"/><text x=\"{:.1}\" y=\"{ly:.1}\">least-squares fit after warm-up: {:+.3} MiB/min</text>",
