@@ -1,6 +1,7 @@
 //! Per-stage costs of the collector's path after decode: copying records into an arena batch
 //! (what the receive thread does), appending a batch to the local store with block encoding and
-//! zstd (the store thread), and encoding ECS JSON (the Elasticsearch path), each on the same
+//! zstd (the store thread), the same with the record-age histogram the collector keeps, and
+//! encoding ECS JSON (the Elasticsearch path), each on the same
 //! records: every flow record of pmacct's v9 and IPFIX captures (the exporter EdgeOS and VyOS
 //! run), repeated to 46,000 records. No peer exists for these stages; the store's bytes per
 //! record are printed so they can be set against nfcapd's file size for the same flows.
@@ -10,13 +11,14 @@
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice_decode::pcap::PcapReader;
 use sluice_decode::{Datagram, Decoder};
 use sluice_ingest::batch::Batch;
 use sluice_sink::ecs::{encode_json, EncodeOptions};
-use sluice_sink::store::{StoreConfig, StoreWriter};
+use sluice_sink::store::{RecordAges, StoreConfig, StoreWriter};
 
 fn datagrams() -> Vec<(SocketAddr, Vec<u8>)> {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures");
@@ -119,6 +121,30 @@ fn bench(c: &mut Criterion) {
     );
     drop(w);
     let _ = std::fs::remove_dir_all(&dir);
+
+    // The same with the record-age histogram on, as `sluice run` has it: the difference is
+    // what timing every record's age at flush costs the store thread.
+    let mut w = StoreWriter::open(StoreConfig {
+        dir: dir.clone(),
+        ..StoreConfig::default()
+    })
+    .expect("store");
+    let ages = Arc::new(Mutex::new(RecordAges::new()));
+    w.track_ages(Arc::clone(&ages));
+    g.bench_function("store_append_encode_zstd_with_record_ages", |b| {
+        b.iter(|| {
+            for batch in &all {
+                batch.for_each(&mut scratch, |r| {
+                    w.append(r, 1_800_000_000_000_000_000).expect("append")
+                });
+            }
+            black_box(w.flush().expect("flush"))
+        })
+    });
+    drop(w);
+    let _ = std::fs::remove_dir_all(&dir);
+    let counted = ages.lock().map_or(0, |a| a.count());
+    assert!(counted > 0, "the record-age histogram counted nothing");
 
     g.bench_function("ecs_json_encode", |b| {
         let mut out = Vec::with_capacity(1 << 20);

@@ -66,6 +66,11 @@ fn handle(mut s: TcpStream, metrics: &Metrics, healthy: &AtomicBool) {
             "text/plain; version=0.0.4; charset=utf-8",
             metrics.render(),
         ),
+        ("GET", "/debug/record-age") | ("HEAD", "/debug/record-age") => (
+            "200 OK",
+            "text/plain; charset=utf-8",
+            metrics.render_record_ages(),
+        ),
         ("GET", "/healthz") | ("HEAD", "/healthz") => {
             if healthy.load(Ordering::Relaxed) {
                 ("200 OK", "text/plain", b"ok\n".to_vec())

@@ -9,10 +9,13 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto;
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use sluice_decode::sflow::CounterSample;
+use sluice_sink::store::RecordAges;
 
 /// Interfaces (agent, sub-agent, ifIndex) whose sFlow counters are exported; samples of
 /// others are counted in `sluice_sflow_interface_untracked_total`.
@@ -60,6 +63,9 @@ pub struct Metrics {
     pub es_latency_count: IntGauge,
     pub enrich_cache_hits: IntGauge,
     pub enrich_cache_misses: IntGauge,
+    /// Ages of records at the moment they became durable in the local store; exported as the
+    /// `sluice_store_record_age_seconds` histogram and, whole, on `/debug/record-age`.
+    pub record_ages: Arc<Mutex<RecordAges>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -92,6 +98,86 @@ fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     m
 }
 
+/// Upper bounds of `sluice_store_record_age_seconds`, seconds: from the collector's own
+/// latency (a flush interval is 1 s by default) to exporters' active timeouts (minutes) and
+/// clocks that are far off.
+pub const RECORD_AGE_BUCKETS: [f64; 18] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1800.0, 3600.0,
+];
+
+/// Exposes [`RecordAges`] as a Prometheus histogram (and its future-stamped count), built
+/// from the HdrHistogram at scrape time: the store thread pays one histogram increment per
+/// record, nothing per bucket.
+struct RecordAgeCollector {
+    ages: Arc<Mutex<RecordAges>>,
+    descs: Vec<Desc>,
+}
+
+const AGE_NAME: &str = "sluice_store_record_age_seconds";
+const AGE_HELP: &str = "Age of records when they became durable in the local store: write time minus the flow end (event.end). For the load generator's synthetic records, whose end is their send time, this is the end-to-end latency.";
+const FUTURE_NAME: &str = "sluice_store_record_age_future_total";
+const FUTURE_HELP: &str = "Records whose flow end was after the moment they were stored (the exporter's clock is ahead), counted at age 0.";
+
+impl RecordAgeCollector {
+    #[allow(clippy::expect_used)]
+    fn new(ages: Arc<Mutex<RecordAges>>) -> Self {
+        let desc = |n: &str, h: &str| {
+            Desc::new(n.into(), h.into(), Vec::new(), Default::default()).expect("valid desc")
+        };
+        RecordAgeCollector {
+            ages,
+            descs: vec![desc(AGE_NAME, AGE_HELP), desc(FUTURE_NAME, FUTURE_HELP)],
+        }
+    }
+}
+
+impl Collector for RecordAgeCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<proto::MetricFamily> {
+        let (buckets, count, sum, future) = {
+            let a = match self.ages.lock() {
+                Ok(a) => a,
+                Err(p) => p.into_inner(),
+            };
+            let buckets: Vec<proto::Bucket> = RECORD_AGE_BUCKETS
+                .iter()
+                .map(|&le| {
+                    let mut b = proto::Bucket::default();
+                    b.set_upper_bound(le);
+                    b.set_cumulative_count(a.count_at_most((le * 1e6) as u64));
+                    b
+                })
+                .collect();
+            (buckets, a.count(), a.sum_seconds(), a.future())
+        };
+        let mut h = proto::Histogram::default();
+        h.set_sample_count(count);
+        h.set_sample_sum(sum);
+        h.set_bucket(buckets);
+        let mut m = proto::Metric::default();
+        m.set_histogram(h);
+        let mut hist = proto::MetricFamily::default();
+        hist.set_name(AGE_NAME.into());
+        hist.set_help(AGE_HELP.into());
+        hist.set_field_type(proto::MetricType::HISTOGRAM);
+        hist.set_metric(vec![m]);
+        let mut c = proto::Counter::default();
+        c.set_value(future as f64);
+        let mut m = proto::Metric::default();
+        m.set_counter(c);
+        let mut fut = proto::MetricFamily::default();
+        fut.set_name(FUTURE_NAME.into());
+        fut.set_help(FUTURE_HELP.into());
+        fut.set_field_type(proto::MetricType::COUNTER);
+        fut.set_metric(vec![m]);
+        vec![hist, fut]
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -103,7 +189,11 @@ impl Metrics {
     #[allow(clippy::expect_used)]
     pub fn new() -> Metrics {
         let r = Registry::new();
+        let record_ages = Arc::new(Mutex::new(RecordAges::new()));
+        r.register(Box::new(RecordAgeCollector::new(Arc::clone(&record_ages))))
+            .expect("registered once");
         Metrics {
+            record_ages,
             packets: counter_vec(&r, "sluice_receive_packets_total", "UDP datagrams received.", &["listener"]),
             bytes: counter_vec(&r, "sluice_receive_bytes_total", "UDP payload bytes received.", &["listener"]),
             truncated: counter_vec(&r, "sluice_receive_truncated_total", "Datagrams larger than the receive buffer (MSG_TRUNC), not decoded.", &["listener"]),
@@ -141,6 +231,16 @@ impl Metrics {
             enrich_cache_misses: gauge(&r, "sluice_enrich_cache_misses", "GeoIP/AS cache misses of the shipping thread."),
             registry: r,
         }
+    }
+
+    /// The record-age distribution as text (see [`RecordAges::write_text`]).
+    pub fn render_record_ages(&self) -> Vec<u8> {
+        let mut out = String::with_capacity(4096);
+        match self.record_ages.lock() {
+            Ok(a) => a.write_text(&mut out),
+            Err(p) => p.into_inner().write_text(&mut out),
+        }
+        out.into_bytes()
     }
 
     /// The text exposition.

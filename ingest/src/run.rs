@@ -173,7 +173,9 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
         store: store_config(&cfg),
     }));
     let writer = if cfg.store.enabled {
-        Some(StoreWriter::open(store_config(&cfg)).context("opening the local store")?)
+        let mut w = StoreWriter::open(store_config(&cfg)).context("opening the local store")?;
+        w.track_ages(Arc::clone(&metrics.record_ages));
+        Some(w)
     } else {
         None
     };

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sluice_decode::pcap::PcapReader;
 use sluice_decode::{Datagram, Decoder};
 use sluice_ingest::batch::Batch;
-use sluice_sink::store::{StoreConfig, StoreWriter};
+use sluice_sink::store::{RecordAges, StoreConfig, StoreWriter};
 
 struct Counting;
 
@@ -131,6 +131,9 @@ fn store_allocates_per_block_not_per_record() {
         ..StoreConfig::default()
     })
     .expect("store");
+    // Record ages at flush are tracked, as `sluice run` does.
+    let ages = std::sync::Arc::new(std::sync::Mutex::new(RecordAges::new()));
+    w.track_ages(std::sync::Arc::clone(&ages));
     let mut d = Decoder::default();
     let mut batch = Batch::new(0, 4096);
     let mut scratch = Vec::new();
@@ -169,5 +172,11 @@ fn store_allocates_per_block_not_per_record() {
         "{allocs} allocations for {records} records in {blocks} blocks"
     );
     let _ = w.flush();
+    let timed = ages.lock().map_or(0, |a| a.count());
+    assert_eq!(
+        timed,
+        w.stats().records_written,
+        "every record written was timed"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -216,6 +216,17 @@ pub fn sum(samples: &[Sample], name: &str, filter: Option<(&str, &str)>) -> Opti
     found.then_some(total)
 }
 
+/// Further collector counters the soak and the plots read.
+pub const EXPORTER_MISSING: &str = "sluice_exporter_missing";
+pub const DECODE_ERRORS: &str = "sluice_decode_errors_total";
+pub const STORE_ERRORS: &str = "sluice_store_errors_total";
+pub const RECEIVE_ERRORS: &str = "sluice_receive_errors_total";
+pub const TRUNCATED: &str = "sluice_receive_truncated_total";
+pub const DENIED: &str = "sluice_receive_denied_total";
+pub const RESTARTS: &str = "sluice_decode_exporter_restarts_total";
+pub const TEMPLATE_EVENTS: &str = "sluice_decode_template_events_total";
+pub const RECORD_AGE_COUNT: &str = "sluice_store_record_age_seconds_count";
+
 /// The collector counters the report compares.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Snapshot {
@@ -223,6 +234,12 @@ pub struct Snapshot {
     pub received_packets: Option<f64>,
     /// `sluice_decode_records_total{kind="flow"}`.
     pub decoded_flow_records: Option<f64>,
+    /// `sluice_decode_records_total{kind="options"}`.
+    pub decoded_options_records: Option<f64>,
+    /// `sluice_decode_records_total{kind="sflow_flow"}`: sFlow flow and discard samples.
+    pub decoded_sflow_samples: Option<f64>,
+    /// `sluice_decode_records_total{kind="sflow_counters"}`.
+    pub decoded_sflow_counters: Option<f64>,
     /// `sluice_store_records_total`.
     pub stored_records: Option<f64>,
     /// `sluice_receive_kernel_drops_total`, all listeners.
@@ -230,6 +247,22 @@ pub struct Snapshot {
     /// `sluice_pipeline_dropped_records_total`: decoded records the store could not take in
     /// time.
     pub pipeline_drops: Option<f64>,
+    /// `sluice_exporter_missing`, summed over exporters (a gauge per exporter: sequence units
+    /// that never arrived).
+    pub exporter_missing: Option<f64>,
+    /// `sluice_decode_errors_total`, all reasons.
+    pub decode_errors: Option<f64>,
+    /// `sluice_store_errors_total`, all reasons.
+    pub store_errors: Option<f64>,
+    /// `sluice_receive_errors_total` + `sluice_receive_truncated_total` +
+    /// `sluice_receive_denied_total`.
+    pub receive_errors: Option<f64>,
+    /// `sluice_decode_exporter_restarts_total`.
+    pub exporter_restarts: Option<f64>,
+    /// Template events that lose templates: `evicted` and `expired`.
+    pub templates_lost: Option<f64>,
+    /// `sluice_store_record_age_seconds_count`: records whose age at flush was recorded.
+    pub record_ages: Option<f64>,
 }
 
 impl Snapshot {
@@ -241,12 +274,29 @@ impl Snapshot {
         let s = parse_text(text);
         let sluice = s.iter().any(|x| x.name.starts_with("sluice_"));
         let get = |name, filter| sum(&s, name, filter).or(sluice.then_some(0.0));
+        let add = |a: Option<f64>, b: Option<f64>| Some(a? + b?);
         Snapshot {
             received_packets: get(RECEIVED_PACKETS, None),
             decoded_flow_records: get(DECODED_RECORDS, Some(("kind", "flow"))),
+            decoded_options_records: get(DECODED_RECORDS, Some(("kind", "options"))),
+            decoded_sflow_samples: get(DECODED_RECORDS, Some(("kind", "sflow_flow"))),
+            decoded_sflow_counters: get(DECODED_RECORDS, Some(("kind", "sflow_counters"))),
             stored_records: get(STORED_RECORDS, None),
             kernel_drops: get(KERNEL_DROPS, None),
             pipeline_drops: get(PIPELINE_DROPS, None),
+            exporter_missing: get(EXPORTER_MISSING, None),
+            decode_errors: get(DECODE_ERRORS, None),
+            store_errors: get(STORE_ERRORS, None),
+            receive_errors: add(
+                add(get(RECEIVE_ERRORS, None), get(TRUNCATED, None)),
+                get(DENIED, None),
+            ),
+            exporter_restarts: get(RESTARTS, None),
+            templates_lost: add(
+                get(TEMPLATE_EVENTS, Some(("event", "evicted"))),
+                get(TEMPLATE_EVENTS, Some(("event", "expired"))),
+            ),
+            record_ages: sum(&s, RECORD_AGE_COUNT, None),
         }
     }
 
@@ -261,9 +311,22 @@ impl Snapshot {
         Snapshot {
             received_packets: d(self.received_packets, before.received_packets),
             decoded_flow_records: d(self.decoded_flow_records, before.decoded_flow_records),
+            decoded_options_records: d(
+                self.decoded_options_records,
+                before.decoded_options_records,
+            ),
+            decoded_sflow_samples: d(self.decoded_sflow_samples, before.decoded_sflow_samples),
+            decoded_sflow_counters: d(self.decoded_sflow_counters, before.decoded_sflow_counters),
             stored_records: d(self.stored_records, before.stored_records),
             kernel_drops: d(self.kernel_drops, before.kernel_drops),
             pipeline_drops: d(self.pipeline_drops, before.pipeline_drops),
+            exporter_missing: d(self.exporter_missing, before.exporter_missing),
+            decode_errors: d(self.decode_errors, before.decode_errors),
+            store_errors: d(self.store_errors, before.store_errors),
+            receive_errors: d(self.receive_errors, before.receive_errors),
+            exporter_restarts: d(self.exporter_restarts, before.exporter_restarts),
+            templates_lost: d(self.templates_lost, before.templates_lost),
+            record_ages: d(self.record_ages, before.record_ages),
         }
     }
 }
@@ -327,6 +390,14 @@ garbage line without value
         assert_eq!(snap.decoded_flow_records, Some(5520.0));
         assert_eq!(snap.stored_records, Some(5500.0));
         assert_eq!(snap.pipeline_drops, Some(20.0));
+        assert_eq!(snap.decoded_options_records, Some(12.0));
+        assert_eq!(snap.decode_errors, Some(3.0));
+        assert_eq!(
+            snap.store_errors,
+            Some(0.0),
+            "a Sluice page: absent reads as 0"
+        );
+        assert_eq!(snap.record_ages, None, "not on this page");
         let s = parse_text(CANNED);
         let odd = s
             .iter()
@@ -345,6 +416,7 @@ garbage line without value
             stored_records: None,
             kernel_drops: Some(0.0),
             pipeline_drops: Some(0.0),
+            ..Snapshot::default()
         };
         let d = snap.delta(&before);
         assert_eq!(d.received_packets, Some(1034.0));

@@ -98,6 +98,7 @@
 //! - One writer per directory (nothing locks it; two writers would not clobber each other's
 //!   segments, `create_new` sees to that, but their retention runs would race).
 
+pub mod ages;
 mod block;
 mod error;
 mod format;
@@ -107,6 +108,7 @@ mod writer;
 
 use std::path::PathBuf;
 
+pub use ages::RecordAges;
 pub use error::StoreError;
 pub use format::FORMAT_VERSION;
 pub use reader::{ScanStats, StoreReader};

@@ -4,11 +4,13 @@ use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sluice_decode::time::export_ns;
+use sluice_decode::time::{end_ns, export_ns};
 use sluice_decode::Record;
 
+use super::ages::RecordAges;
 use super::block::BlockBuilder;
 use super::error::StoreError;
 use super::format::{partition_name, segment_name, write_segment_header, SEGMENT_HEADER_LEN};
@@ -44,6 +46,8 @@ struct OpenPartition {
     name: String,
     start_secs: i64,
     builder: BlockBuilder,
+    /// Flow end of each buffered record, when record ages are tracked.
+    ends: Vec<i64>,
     segment: Option<OpenSegment>,
     /// LRU clock value of the last append.
     used: u64,
@@ -72,6 +76,8 @@ pub struct StoreWriter {
     records_dropped: u64,
     /// Records written since the last successful `flush`.
     written_since_flush: u64,
+    /// Where the ages of written records go ([`StoreWriter::track_ages`]).
+    ages: Option<Arc<Mutex<RecordAges>>>,
 }
 
 impl std::fmt::Debug for StoreWriter {
@@ -137,7 +143,14 @@ impl StoreWriter {
             blocks_written: 0,
             records_dropped: 0,
             written_since_flush: 0,
+            ages: None,
         })
+    }
+
+    /// From now on, records the age of every record written (its write time minus its flow
+    /// end) into `ages` (see [`RecordAges`]).
+    pub fn track_ages(&mut self, ages: Arc<Mutex<RecordAges>>) {
+        self.ages = Some(ages);
     }
 
     /// The configuration in use.
@@ -166,6 +179,9 @@ impl StoreWriter {
         if let Err(e) = p.builder.push(rec, ts) {
             self.records_dropped += 1;
             return Err(e);
+        }
+        if self.ages.is_some() {
+            p.ends.push(end_ns(rec));
         }
         if p.builder.len() >= self.cfg.block_records || p.builder.data_bytes() >= MAX_BLOCK_DATA {
             self.write_block(slot)?;
@@ -206,6 +222,7 @@ impl StoreWriter {
             name: partition_name(start_secs, self.cfg.partition_secs),
             start_secs,
             builder: BlockBuilder::default(),
+            ends: Vec::new(),
             segment: None,
             used: clock,
             busy: true,
@@ -225,8 +242,25 @@ impl StoreWriter {
     /// Seals the partition's buffered records into one block and appends it to the
     /// partition's segment (opening or rolling segments as needed). Returns the records
     /// written. On failure the block's records are dropped and counted, and the segment is
-    /// cut back to its last complete block.
+    /// cut back to its last complete block. With [`StoreWriter::track_ages`], the ages of
+    /// the records written are recorded once the write has returned.
     fn write_block(&mut self, slot: usize) -> Result<u64, StoreError> {
+        let r = self.write_block_inner(slot);
+        let p = &mut self.open[slot];
+        if let (Ok(n), Some(ages)) = (&r, &self.ages) {
+            if *n > 0 && p.ends.len() as u64 == *n {
+                let now = now_wall_ns();
+                match ages.lock() {
+                    Ok(mut a) => a.record(now, &p.ends),
+                    Err(poisoned) => poisoned.into_inner().record(now, &p.ends),
+                }
+            }
+        }
+        p.ends.clear();
+        r
+    }
+
+    fn write_block_inner(&mut self, slot: usize) -> Result<u64, StoreError> {
         let p = &mut self.open[slot];
         if p.builder.is_empty() {
             return Ok(0);
