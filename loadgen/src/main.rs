@@ -342,6 +342,16 @@ fn scrape_after(
     })
 }
 
+/// Records the collector should store for what was sent: the flow records, and for sFlow
+/// also the counter samples (stored as documents of their own).
+fn stored_due(stats: &SendStats, sflow: bool) -> u64 {
+    if sflow {
+        stats.flow_records + stats.options_records
+    } else {
+        stats.flow_records
+    }
+}
+
 fn loss_percent(sent: u64, stored: Option<f64>) -> Option<f64> {
     let stored = stored?;
     (sent > 0).then(|| 100.0 * (1.0 - stored / sent as f64))
@@ -703,13 +713,13 @@ fn run_synth(a: SynthArgs) -> Result<bool> {
             "send_errors": stats.send_errors,
         });
         if let Some(c) = &collector {
-            v["collector"] = collector_json(c, stats.flow_records, sflow);
+            v["collector"] = collector_json(c, stored_due(&stats, sflow), sflow);
         }
         println!("{v}");
     } else {
         print_sent(&stats, cfg.exporters, s.rate, to);
         if let Some(c) = &collector {
-            print_collector(c, stats.flow_records, sflow);
+            print_collector(c, stored_due(&stats, sflow), sflow);
         }
     }
     Ok(true)
@@ -901,13 +911,21 @@ fn run_soak(a: SoakArgs) -> Result<bool> {
                         "limit_mib_per_min": a.max_rss_growth},
         });
         if let Some(r) = &report {
-            v["collector"] = collector_json(r, stats.flow_records, cfg.proto == Proto::Sflow);
+            v["collector"] = collector_json(
+                r,
+                stored_due(&stats, cfg.proto == Proto::Sflow),
+                cfg.proto == Proto::Sflow,
+            );
         }
         println!("{v}");
     } else {
         print_sent(&stats, cfg.exporters, Rate::Pps(a.rate), collector.listen);
         if let Some(r) = &report {
-            print_collector(r, stats.flow_records, cfg.proto == Proto::Sflow);
+            print_collector(
+                r,
+                stored_due(&stats, cfg.proto == Proto::Sflow),
+                cfg.proto == Proto::Sflow,
+            );
         }
         println!(
             "RSS: {} MiB at start, {} MiB peak, {} MiB at the end; after the {:.0} s warm-up {} \
