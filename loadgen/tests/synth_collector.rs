@@ -125,7 +125,8 @@ fn synth_into_collector(proto: Proto) {
     );
     let lat = &col["latency"];
     assert_eq!(
-        lat["records"], count,
+        lat["records"].as_f64(),
+        Some(stored_due),
         "{proto}: every stored record timed: {v}"
     );
     let (p50, max) = (
@@ -134,13 +135,15 @@ fn synth_into_collector(proto: Proto) {
     );
     // Batches wait at most 200 ms, the store flushes every second: a few seconds at most.
     assert!(p50 > 0.0 && p50 <= max && max < 5_000.0, "{proto}: {lat}");
-    // One loss gauge per exporter (NetFlow/IPFIX), all zero.
+    // One loss gauge per exporter (NetFlow/IPFIX), two per sFlow agent (datagrams and
+    // samples), all zero.
     let page = c.metrics.fetch(Duration::from_secs(5)).expect("scrape");
     let gauges: Vec<_> = parse_text(&page)
         .into_iter()
         .filter(|s| s.name == "sluice_exporter_missing")
         .collect();
-    assert_eq!(gauges.len(), 3, "{proto}: {gauges:?}");
+    let per_exporter = if proto == Proto::Sflow { 2 } else { 1 };
+    assert_eq!(gauges.len(), 3 * per_exporter, "{proto}: {gauges:?}");
     assert!(gauges.iter().all(|g| g.value == 0.0), "{gauges:?}");
     assert!(page.contains("sluice_store_record_age_seconds_bucket{le=\"1\"}"));
     let st = c.stop(Duration::from_secs(20)).expect("stops");
@@ -156,11 +159,23 @@ fn synth_into_collector(proto: Proto) {
             "2200-01-01T00:00:00Z",
         ],
     );
-    assert_eq!(docs.len() as u64, count, "{proto}: documents in the store");
+    assert_eq!(
+        docs.len() as f64,
+        stored_due,
+        "{proto}: documents in the store"
+    );
     // What was sent, through `sluice decode`: the options tables (sampler, interface names)
     // apply to every flow. (The local store does not keep options tables yet, so `dump`
     // cannot show them.)
-    let docs = sluice_docs(&["decode"], &dir.0.join("sent.pcap"), &[]);
+    let (docs, counter_docs): (Vec<Value>, Vec<Value>) =
+        sluice_docs(&["decode"], &dir.0.join("sent.pcap"), &[])
+            .into_iter()
+            .partition(|d| d["event"]["kind"] == "event");
+    assert_eq!(
+        counter_docs.len() as f64,
+        if proto == Proto::Sflow { options } else { 0.0 },
+        "{proto}: sFlow counter samples are metric documents"
+    );
     assert_eq!(
         docs.len() as u64,
         count,
