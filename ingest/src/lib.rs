@@ -9,6 +9,7 @@ pub mod config;
 pub mod decode_cmd;
 pub mod dump_cmd;
 pub mod http;
+pub mod logs_cmd;
 pub mod metrics;
 pub mod output;
 pub mod run;

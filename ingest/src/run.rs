@@ -55,7 +55,8 @@ pub fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-fn store_config(cfg: &Config) -> StoreConfig {
+/// The local store's settings from `[store]` (also used by `sluice ingest`).
+pub fn store_config(cfg: &Config) -> StoreConfig {
     let s = &cfg.store;
     StoreConfig {
         dir: s.data_dir.join("flows"),
