@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod output;
 pub mod run;
 pub mod ship;
+pub mod syslog_rx;
 pub mod udp;
 
 /// Output formats of `decode` and `dump`.

@@ -131,6 +131,10 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
     for w in 0..workers {
         let mut mine = Vec::new();
         for (li, l) in cfg.listeners.iter().enumerate() {
+            if l.is_stream() {
+                // TCP/TLS syslog: bound once below, served by its own threads.
+                continue;
+            }
             let opts = ListenOptions {
                 addr: l.address,
                 reuse_port: true,
@@ -159,6 +163,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
         }
         sockets.push(mine);
     }
+    let streams = crate::syslog_rx::bind_streams(&cfg)?;
 
     let (http_addr, http) = crate::http::serve(
         cfg.metrics.address,
@@ -202,6 +207,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
             allow: cfg.listeners.iter().map(|l| l.allow.clone()).collect(),
             protocols: cfg.listeners.iter().map(|l| l.protocol).collect(),
             sflow: sluice_decode::sflow::SflowDecoder::default(),
+            syslog: crate::syslog_rx::UdpSyslog::new(&cfg),
             decoder: Decoder::with_shared(limits(&cfg), Arc::clone(&shared)),
             metrics: metrics.clone(),
             stop: Arc::clone(&stop),
@@ -214,6 +220,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
                 .spawn(move || worker(ctx, socks))?,
         );
     }
+    let stream_threads = crate::syslog_rx::start_streams(streams, &to_store, &metrics, &stop)?;
     drop(to_store);
 
     let store_thread = {
@@ -248,7 +255,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
     }
     log!("stopping: flushing batches and the store");
     healthy.store(false, Ordering::Relaxed);
-    for t in worker_threads {
+    for t in worker_threads.into_iter().chain(stream_threads) {
         let _ = t.join();
     }
     match store_thread.join() {
@@ -309,6 +316,7 @@ struct WorkerCtx {
     allow: Vec<Vec<crate::config::Cidr>>,
     protocols: Vec<crate::config::Protocol>,
     sflow: sluice_decode::sflow::SflowDecoder,
+    syslog: crate::syslog_rx::UdpSyslog,
     decoder: Decoder,
     metrics: Metrics,
     stop: Arc<AtomicBool>,
@@ -418,6 +426,10 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                                 crate::config::Protocol::Sflow => {
                                     let _ = ctx.sflow.decode(&d, |r| b.push(r), |_| {});
                                 }
+                                crate::config::Protocol::Syslog => {
+                                    ctx.syslog
+                                        .datagram(*li, d.payload, d.src, recv_ns, |r| b.push(r));
+                                }
                             }
                         }
                         if let Some(total) = rx.kernel_drops() {
@@ -482,6 +494,7 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                 &mut last_sflow,
                 &mut last_sflow_errors,
             );
+            ctx.syslog.publish(&ctx.metrics, &ctx.names);
             last_publish = Instant::now();
         }
         if stopping || last_meta.elapsed() >= Duration::from_secs(5) {
