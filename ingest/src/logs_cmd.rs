@@ -280,17 +280,17 @@ pub fn ingest_vpc(
             return Err(anyhow!("writing the local store: {e}"));
         }
     }
-    let mut stored = 0;
+    let mut extra = String::new();
     if let Some(w) = writer.as_mut() {
-        stored = w.flush().context("flushing the local store")?;
+        let stored = w.flush().context("flushing the local store")?;
         w.sync().context("syncing the local store")?;
+        extra.push_str(&format!(", {stored} stored"));
     }
-    let mut extra = format!(", {stored} stored");
     if let Some(mut s) = shipper.take() {
         s.submit();
         let st = s.shutdown(Duration::from_secs(60));
         extra.push_str(&format!(
-            ", {} shipped to Elasticsearch ({} already there), {} waiting in the spool",
+            ", {} delivered to Elasticsearch ({} of them already there), {} waiting in the spool",
             st.docs_shipped, st.docs_duplicate, st.spool_docs
         ));
     }
