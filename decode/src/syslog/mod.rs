@@ -1,8 +1,8 @@
 //! Firewall syslog: one message in, one [`Record`] out (dialect
 //! [`Dialect::Syslog`](crate::Dialect::Syslog), layout in [`crate::event`]).
 //!
-//! Place in the pipeline: the syslog listeners (UDP datagrams, TCP/TLS streams once framed)
-//! and `sluice decode --syslog` hand each message to their [`SyslogDecoder`]. The header is
+//! Place in the pipeline: the syslog listeners (UDP datagrams, TCP/TLS streams once framed by
+//! [`framing`]) and `sluice decode --syslog` hand each message to their [`SyslogDecoder`]. The header is
 //! RFC 5424 or RFC 3164 ([`header`]); the message is then read by the first parser that
 //! recognises it: Cisco ASA/FTD ([`asa`]), netfilter/iptables including Ubiquiti EdgeOS
 //! ([`netfilter`]), PAN-OS TRAFFIC/THREAT CSV ([`panos`]).
@@ -19,6 +19,7 @@
 //! Invariants: no input panics; every message is emitted or counted as empty.
 
 pub mod asa;
+pub mod framing;
 pub mod header;
 pub mod netfilter;
 pub mod panos;
