@@ -261,7 +261,10 @@ pub fn parse<'a>(msg: &'a str, product: &'static str, e: &mut Event<'a>) -> R<()
             let a = iface_addr(drop_user(a))?;
             let b = iface_addr(drop_user(b))?;
             e.text(elem::ACTION, "deny");
-            e.proto = Some(proto_number(proto.trim()).ok_or(BAD)?);
+            // `Deny tcp src ...`, or for other protocols `Deny protocol 47 src ...`.
+            let proto = proto.trim();
+            let proto = proto.strip_prefix("protocol ").unwrap_or(proto);
+            e.proto = Some(proto_number(proto).ok_or(BAD)?);
             orient(e, a, b);
             if let Some(tc) = tc {
                 e.icmp = type_code(tc);
