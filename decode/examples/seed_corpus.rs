@@ -1,8 +1,9 @@
 //! Seeds the fuzz corpora from capture files: every UDP payload goes to the target of its
 //! version, each capture's payloads as one length-prefixed sequence to `stateful`, and the
-//! capture itself to `pcap`.
+//! capture itself to `pcap`; and from log files: every `.log` file under the log directories
+//! whole and line by line to `vpc` (names starting with `vpc`) or `syslog` (the others).
 //!
-//! Usage: seed_corpus CAPTURE_DIR CORPUS_DIR
+//! Usage: seed_corpus CAPTURE_DIR CORPUS_DIR [LOG_DIR...]
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -34,7 +35,7 @@ fn put(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(src), Some(dst)) = (args.get(1), args.get(2)) else {
-        return Err("usage: seed_corpus CAPTURE_DIR CORPUS_DIR".into());
+        return Err("usage: seed_corpus CAPTURE_DIR CORPUS_DIR [LOG_DIR...]".into());
     };
     let dst = Path::new(dst);
     let mut files = Vec::new();
@@ -78,5 +79,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     eprintln!("seed_corpus: {n} datagrams from {} captures", files.len());
+    let mut lines = 0;
+    for logs in args.iter().skip(3) {
+        let Ok(rd) = std::fs::read_dir(logs) else {
+            eprintln!("seed_corpus: no log directory {logs}");
+            continue;
+        };
+        let mut names: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        names.sort();
+        for p in names
+            .iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        {
+            let name = p
+                .file_name()
+                .map_or(String::new(), |f| f.to_string_lossy().into_owned());
+            let target = if name.starts_with("vpc") {
+                "vpc"
+            } else {
+                "syslog"
+            };
+            let text = std::fs::read(p)?;
+            put(&dst.join(target), &text)?;
+            for line in text.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+                put(&dst.join(target), line)?;
+                lines += 1;
+            }
+        }
+    }
+    eprintln!("seed_corpus: {lines} log lines");
     Ok(())
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for N seconds (default 30) from a corpus seeded with the UDP payloads
-# of ../shared/captures. Used by CI as a smoke test; run longer by hand (see FUZZING.md).
+# of ../shared/captures and the log lines of ../shared/logs and ingest/tests/data. Used by CI as a smoke test; run longer by hand (see FUZZING.md).
 set -euo pipefail
 secs=${1:-30}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,7 +10,7 @@ if ! command -v cargo-fuzz >/dev/null; then
 fi
 corpus=$here/corpus
 mkdir -p "$corpus"
-(cd "$root" && cargo run -q --release -p sluice-decode --example seed_corpus -- ../shared/captures "$corpus")
+(cd "$root" && cargo run -q --release -p sluice-decode --example seed_corpus -- ../shared/captures "$corpus" ../shared/logs ingest/tests/data)
 (cd "$root" && cargo run -q --release -p sluice-sink --example seed_fuzz_corpus -- ../shared/captures "$corpus")
 cd "$here"
 for t in $(cargo fuzz list); do

@@ -11,6 +11,7 @@
 
 pub mod decoder;
 pub mod error;
+pub mod event;
 pub mod exporter;
 pub mod ie;
 mod ie_table;
@@ -18,8 +19,10 @@ pub mod pcap;
 pub mod record;
 pub mod sflow;
 pub mod shared;
+pub mod syslog;
 pub mod template;
 pub mod time;
+pub mod vpc;
 
 pub use decoder::{
     Datagram, DecodeStats, Decoder, ExporterStatus, InterfaceInfo, Limits, ScopeKey, ScopeTables,

@@ -27,6 +27,19 @@ pub enum Dialect {
     /// sFlow v5 samples expressed as records of IPFIX elements (a fixed layout built by the
     /// sFlow decoder, like the v5 layout).
     Sflow,
+    /// Firewall syslog lines (netfilter, Cisco ASA, PAN-OS) as records of IANA and Sluice
+    /// elements in the fixed layout of [`crate::event`].
+    Syslog,
+    /// AWS VPC Flow Log records in the same layout.
+    VpcFlow,
+}
+
+impl Dialect {
+    /// Whether records of this dialect are log events laid out by [`crate::event`] (their
+    /// strings are Sluice enterprise elements; documents show them under ECS names only).
+    pub fn is_event(self) -> bool {
+        matches!(self, Dialect::Syslog | Dialect::VpcFlow)
+    }
 }
 
 /// One field of a template as it came off the wire.
@@ -221,6 +234,9 @@ pub struct Template {
     pub next_same: Arc<[u16]>,
     /// Per field: whether an earlier field has the same name.
     pub repeat: Arc<[bool]>,
+    /// Event dialects only (empty otherwise): field index by element, see
+    /// [`Template::event_field`].
+    pub event_index: Arc<[u16]>,
 }
 
 impl PartialEq for Template {
@@ -279,8 +295,9 @@ impl Template {
             });
             if spec.len == VARLEN {
                 // A v9 field cannot be variable length: 65535 bytes is simply too long for any
-                // datagram, so reject it rather than misparse.
-                if dialect != Dialect::Ipfix {
+                // datagram, so reject it rather than misparse. Event layouts are built by Sluice
+                // and made of variable-length fields.
+                if dialect != Dialect::Ipfix && !dialect.is_event() {
                     return Err(InvalidTemplate("v9 field of length 65535"));
                 }
                 offset = None;
@@ -302,6 +319,11 @@ impl Template {
         };
         let mut slots = [NO_FIELD; SLOT_COUNT];
         fill_slots(&fields, &mut slots);
+        let event_index = if dialect.is_event() {
+            event_index_of(&fields)
+        } else {
+            Arc::from(Vec::new())
+        };
         Ok(Template {
             uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             id,
@@ -315,7 +337,19 @@ impl Template {
             fixed_spans,
             next_same,
             repeat,
+            event_index,
         })
+    }
+
+    /// Field index of a Sluice element ([`crate::event::SLUICE_PEN`]) or of an IANA element
+    /// below 384 in an event template; `None` for other templates.
+    #[inline]
+    pub fn event_field(&self, pen: u32, id: u16) -> Option<usize> {
+        let k = event_key(pen, id)?;
+        match self.event_index.get(k) {
+            Some(&i) if i != NO_FIELD => Some(usize::from(i)),
+            _ => None,
+        }
     }
 
     /// Field index of a slot, if the template carries that element.
@@ -368,6 +402,30 @@ fn fill_slots(fields: &[Field], slots: &mut [u16; SLOT_COUNT]) {
     }
 }
 
+/// Slots of an event template's index: Sluice elements 0..128, then IANA elements 0..384.
+const EVENT_INDEX_LEN: usize = 128 + 384;
+
+fn event_key(pen: u32, id: u16) -> Option<usize> {
+    let id = usize::from(id);
+    match pen {
+        crate::event::SLUICE_PEN if id < 128 => Some(id),
+        0 if id < 384 => Some(128 + id),
+        _ => None,
+    }
+}
+
+fn event_index_of(fields: &[Field]) -> Arc<[u16]> {
+    let mut ix = vec![NO_FIELD; EVENT_INDEX_LEN];
+    for (i, f) in fields.iter().enumerate() {
+        if let Some(k) = event_key(f.spec.pen, f.spec.id) {
+            if ix[k] == NO_FIELD {
+                ix[k] = i as u16;
+            }
+        }
+    }
+    ix.into()
+}
+
 /// Document name, type, whether known, whether reverse.
 fn name_of(dialect: Dialect, spec: FieldSpec, scope: bool) -> (Box<str>, IeType, bool, bool) {
     if dialect == Dialect::V9 && scope {
@@ -381,6 +439,11 @@ fn name_of(dialect: Dialect, spec: FieldSpec, scope: bool) -> (Box<str>, IeType,
             false,
             false,
         );
+    }
+    if dialect.is_event() && spec.pen == crate::event::SLUICE_PEN {
+        if let Some(d) = crate::event::lookup(spec.id) {
+            return (d.name.into(), d.ty, true, false);
+        }
     }
     let (pen, reverse) = if spec.pen == REVERSE_PEN {
         (0, true)
@@ -475,6 +538,8 @@ impl Template {
             Dialect::V9 => 9,
             Dialect::Ipfix => 10,
             Dialect::Sflow => 0x5f,
+            Dialect::Syslog => 0x53,
+            Dialect::VpcFlow => 0x56,
         });
         out.push(u8::from(self.options));
         out.extend_from_slice(&self.scope_count.to_be_bytes());
@@ -498,6 +563,8 @@ impl Template {
             9 => Dialect::V9,
             10 => Dialect::Ipfix,
             0x5f => Dialect::Sflow,
+            0x53 => Dialect::Syslog,
+            0x56 => Dialect::VpcFlow,
             _ => return Err(InvalidTemplate("unknown dialect")),
         };
         let options = get(3, 1)?[0] != 0;

@@ -164,3 +164,89 @@ pub fn resolve(r: &Record<'_>) -> (i64, i64, bool) {
         },
     }
 }
+
+/// Seconds since the Unix epoch of a UTC civil date and time (proleptic Gregorian; the inverse
+/// of the days-to-civil conversion in `sluice_sink::timefmt`). No range checks beyond
+/// overflow: callers validate fields.
+pub fn civil_to_unix(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> i64 {
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = if mo > 2 { mo - 3 } else { mo + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + h * 3600 + mi * 60 + s
+}
+
+/// Year of an instant (ns since the Unix epoch), UTC.
+pub fn year_of(ns: i64) -> i64 {
+    let days = ns.div_euclid(1_000_000_000).div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let y = yoe + era * 400;
+    if mp >= 10 {
+        y + 1
+    } else {
+        y
+    }
+}
+
+/// Parses an RFC 3339 timestamp: `2026-11-22T09:15:01Z`, with any number of fraction digits
+/// and a `Z` or `±hh:mm` offset (a space instead of the `T` is accepted). Returns ns since the
+/// Unix epoch; `None` for anything else and for years past 2262, which do not fit.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut frac_ns = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = s.get(start..i)?;
+        if digits.is_empty() {
+            return None;
+        }
+        let mut v = 0i64;
+        for (k, c) in digits.bytes().take(9).enumerate() {
+            v += i64::from(c - b'0') * 10i64.pow(8 - k as u32);
+        }
+        frac_ns = v;
+    }
+    let offset_s = match b.get(i) {
+        Some(b'Z') | Some(b'z') if i + 1 == b.len() => 0,
+        Some(&sign @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
+            let o = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
+            if sign == b'+' {
+                o
+            } else {
+                -o
+            }
+        }
+        _ => return None,
+    };
+    let secs = civil_to_unix(y, mo, d, h, mi, se) - offset_s;
+    secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)
+}

@@ -692,7 +692,9 @@ impl Enricher {
         };
 
         // Sampling: config override, the record, the sampler table by id, the scope's
-        // id-less interval. An interval of 0 means "none given" at every step.
+        // id-less interval. An interval of 0 means "none given" at every step. Log events
+        // (firewall syslog, VPC Flow Logs) count every packet of what they describe: never
+        // scaled, whatever the exporter's NetFlow sampling.
         let sampling = exporter
             .and_then(|e| e.sampling_interval)
             .filter(|&n| n > 0)
@@ -716,6 +718,7 @@ impl Enricher {
                             .map(|n| (n, SamplingSource::Scope))
                     })
             });
+        let sampling = sampling.filter(|_| !rec.template.dialect.is_event());
         out.sampling_interval = sampling.map(|s| s.0);
         out.sampling_source = sampling.map(|s| s.1);
         let k = u64::from(out.sampling_interval.unwrap_or(1));

@@ -126,9 +126,32 @@ pub enum Protocol {
     Netflow,
     /// sFlow v5.
     Sflow,
+    /// Firewall syslog (RFC 3164/5424; netfilter/EdgeOS, Cisco ASA, PAN-OS).
+    Syslog,
 }
 
-/// One UDP listener.
+/// How a listener receives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// UDP datagrams (every protocol).
+    #[default]
+    Udp,
+    /// TCP streams with RFC 6587 framing (syslog only).
+    Tcp,
+    /// TLS over TCP, RFC 5425 (syslog only).
+    Tls,
+}
+
+fn default_max_line() -> HumanSize {
+    HumanSize(32 << 10)
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+/// One listener.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
@@ -139,9 +162,34 @@ pub struct Listener {
     /// What it decodes.
     pub protocol: Protocol,
     /// Exporters allowed to send (addresses or CIDRs); empty allows everyone. Datagrams from
-    /// others are counted (`sluice_receive_denied_total`) and dropped before decoding.
+    /// others are counted (`sluice_receive_denied_total`) and dropped before decoding; TCP
+    /// connections from others are closed (and counted the same way).
     #[serde(default)]
     pub allow: Vec<Cidr>,
+    /// `udp` (default), `tcp` or `tls`; the stream transports are for syslog.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Syslog: longest message kept; longer ones are cut there and counted
+    /// (`sluice_syslog_framing_errors_total{reason="too_long"}`). At most 65535 bytes
+    /// (the longest value a record field holds).
+    #[serde(default = "default_max_line")]
+    pub max_line: HumanSize,
+    /// Syslog over TCP/TLS: connections served at once; more are refused and counted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Syslog over TLS: certificate chain (PEM).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// Syslog over TLS: private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Listener {
+    /// Whether it is a TCP or TLS (stream) listener.
+    pub fn is_stream(&self) -> bool {
+        self.transport != Transport::Udp
+    }
 }
 
 /// An address block, `10.0.0.0/8`, `2001:db8::/32`, or one address.
@@ -544,11 +592,39 @@ impl Config {
             if self.listeners[..i].iter().any(|o| o.name == l.name) {
                 return Err(format!("listener[{i}].name: {:?} is used twice", l.name));
             }
-            if self.listeners[..i].iter().any(|o| o.address == l.address) {
+            if self.listeners[..i]
+                .iter()
+                .any(|o| o.address == l.address && o.is_stream() == l.is_stream())
+            {
                 return Err(format!(
                     "listener[{i}].address: {} is used twice",
                     l.address
                 ));
+            }
+            if l.is_stream() && l.protocol != Protocol::Syslog {
+                return Err(format!(
+                    "listener[{i}].transport: tcp and tls are for protocol = \"syslog\""
+                ));
+            }
+            if l.max_line.0 == 0 || l.max_line.0 > 65_535 {
+                return Err(format!("listener[{i}].max_line: 1 to 65535 bytes"));
+            }
+            if l.max_connections == 0 {
+                return Err(format!("listener[{i}].max_connections: at least 1"));
+            }
+            match (l.transport, &l.tls_cert, &l.tls_key) {
+                (Transport::Tls, Some(_), Some(_))
+                | (Transport::Udp | Transport::Tcp, None, None) => {}
+                (Transport::Tls, _, _) => {
+                    return Err(format!(
+                        "listener[{i}].tls_cert: transport = \"tls\" needs tls_cert and tls_key"
+                    ))
+                }
+                _ => {
+                    return Err(format!(
+                        "listener[{i}].tls_cert: tls_cert and tls_key are for transport = \"tls\""
+                    ))
+                }
             }
         }
         if self.receive.batch == 0 || self.receive.batch > 1024 {
@@ -610,8 +686,14 @@ mod tests {
     #[test]
     fn defaults_parse_and_match_the_documented_values() {
         let c = Config::defaults();
-        assert_eq!(c.listeners.len(), 3);
+        assert_eq!(c.listeners.len(), 5);
         assert_eq!(c.listeners[2].address, "[::]:6343".parse().expect("addr"));
+        assert_eq!(c.listeners[3].address, "[::]:5514".parse().expect("addr"));
+        assert_eq!(c.listeners[3].protocol, Protocol::Syslog);
+        assert_eq!(c.listeners[3].transport, Transport::Udp);
+        assert_eq!(c.listeners[4].address, "[::]:5514".parse().expect("addr"));
+        assert_eq!(c.listeners[4].transport, Transport::Tcp);
+        assert_eq!(c.listeners[4].max_line, HumanSize(32 << 10));
         assert_eq!(c.listeners[0].address, "[::]:2055".parse().expect("addr"));
         assert_eq!(c.listeners[1].address, "[::]:4739".parse().expect("addr"));
         assert_eq!(c.store.data_dir, PathBuf::from("./sluice-data"));
@@ -628,7 +710,7 @@ mod tests {
     fn a_partial_file_keeps_the_other_defaults() {
         let c = Config::parse("[store]\ndata_dir = \"/tmp/x\"\n", "t").expect("parses");
         assert_eq!(c.store.data_dir, PathBuf::from("/tmp/x"));
-        assert_eq!(c.listeners.len(), 3);
+        assert_eq!(c.listeners.len(), 5);
         assert_eq!(c.listeners[2].address, "[::]:6343".parse().expect("addr"));
         assert_eq!(
             c.store.retention,
@@ -675,6 +757,31 @@ mod tests {
         )
         .expect_err("bad prefix");
         assert!(e.0.contains("allow") || e.0.contains("prefix"), "{e}");
+    }
+
+    #[test]
+    fn syslog_listeners() {
+        let udp_tcp = "[[listener]]\nname = \"u\"\naddress = \"[::]:5514\"\nprotocol = \"syslog\"\n\n[[listener]]\nname = \"t\"\naddress = \"[::]:5514\"\nprotocol = \"syslog\"\ntransport = \"tcp\"\nmax_line = \"8KiB\"\n";
+        let c = Config::parse(udp_tcp, "t").expect("UDP and TCP may share a port");
+        assert_eq!(c.listeners[1].max_line, HumanSize(8 << 10));
+        let e = Config::parse(
+            "[[listener]]\nname = \"n\"\naddress = \"[::]:2055\"\nprotocol = \"netflow\"\ntransport = \"tcp\"\n",
+            "f.toml",
+        )
+        .expect_err("netflow over tcp");
+        assert!(e.0.contains("listener[0].transport"), "{e}");
+        let e = Config::parse(
+            "[[listener]]\nname = \"s\"\naddress = \"[::]:6514\"\nprotocol = \"syslog\"\ntransport = \"tls\"\n",
+            "f.toml",
+        )
+        .expect_err("tls without a certificate");
+        assert!(e.0.contains("tls_cert"), "{e}");
+        let e = Config::parse(
+            "[[listener]]\nname = \"s\"\naddress = \"[::]:5514\"\nprotocol = \"syslog\"\nmax_line = \"1MiB\"\n",
+            "f.toml",
+        )
+        .expect_err("line too long for a record");
+        assert!(e.0.contains("max_line"), "{e}");
     }
 
     #[test]

@@ -9,10 +9,12 @@ pub mod config;
 pub mod decode_cmd;
 pub mod dump_cmd;
 pub mod http;
+pub mod logs_cmd;
 pub mod metrics;
 pub mod output;
 pub mod run;
 pub mod ship;
+pub mod syslog_rx;
 pub mod udp;
 
 /// Output formats of `decode` and `dump`.

@@ -1,7 +1,8 @@
 //! `sluice`: the flow collector binary.
 //!
 //! Subcommands: `run` (the collector), `dump` (stored flows for a time range), `decode` (a
-//! capture file to documents, offline, through the same decoder the live collector uses),
+//! capture file, or a syslog or VPC Flow Logs file, to documents, offline, through the same
+//! decoders the live collector uses), `ingest vpc` (VPC Flow Logs files into the store),
 //! `config` (defaults and checks) and `fields` (the document field list).
 
 use std::io::{self, Write};
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use sluice_ingest::{config, decode_cmd, dump_cmd, run, Format};
+use sluice_ingest::{config, decode_cmd, dump_cmd, logs_cmd, run, Format};
 
 /// Sluice: a NetFlow v5/v9, IPFIX collector that ships ECS documents.
 #[derive(Parser, Debug)]
@@ -67,11 +68,23 @@ enum Cmd {
         cmd: ConfigCmd,
     },
     /// Decode every UDP payload of a pcap/pcapng capture and print one document per flow
-    /// record. Errors are counted by reason on stderr; exit status 1 if anything failed to
-    /// decode.
+    /// record; with --syslog or --vpc, a log file instead (one message or record per line).
+    /// Errors are counted by reason on stderr; exit status 1 if anything failed to decode.
     Decode {
-        /// Capture file (classic pcap or pcapng).
+        /// Capture file (classic pcap or pcapng), or the log file (plain or gzip; `-` for
+        /// standard input) with --syslog / --vpc.
         file: PathBuf,
+        /// The file holds syslog messages, one per line (firewall logs: netfilter/EdgeOS,
+        /// Cisco ASA, PAN-OS).
+        #[arg(long, conflicts_with_all = ["vpc", "annotate", "include_options"])]
+        syslog: bool,
+        /// The file holds AWS VPC Flow Logs records (S3 delivery or CloudWatch Logs export).
+        #[arg(long, conflicts_with_all = ["annotate", "include_options"])]
+        vpc: bool,
+        /// VPC Flow Logs format for files without a header line: the field names, or the
+        /// flow log's `${...}` LogFormat string. Default: the version 2 default format.
+        #[arg(long, requires = "vpc")]
+        vpc_format: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Ndjson)]
         format: Format,
@@ -94,6 +107,12 @@ enum Cmd {
         #[arg(long)]
         raw: bool,
     },
+    /// Read log files into the local store (and Elasticsearch when configured), as the
+    /// collector stores flows.
+    Ingest {
+        #[command(subcommand)]
+        cmd: IngestCmd,
+    },
     /// Print the document field table.
     Fields {
         /// As the Markdown of docs/fields.md.
@@ -102,6 +121,28 @@ enum Cmd {
         /// As the Elasticsearch/OpenSearch index template of ops/elasticsearch/.
         #[arg(long, conflicts_with = "markdown")]
         index_template: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum IngestCmd {
+    /// AWS VPC Flow Logs files (plain or .gz as delivered to S3 or exported from CloudWatch
+    /// Logs; `-` for standard input): default and custom formats (header lines), NODATA and
+    /// SKIPDATA counted and skipped. Exit status 1 if a record did not parse (it is stored
+    /// anyway, with event.original and a parse-failure tag).
+    Vpc {
+        /// Files to read, in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Config file whose [store], [enrich] and [elasticsearch] apply.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Format for files without a header line: field names or the `${...}` LogFormat.
+        #[arg(long)]
+        format: Option<String>,
     },
 }
 
@@ -127,6 +168,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The config file (or the embedded defaults), with `--data-dir` applied.
+fn load_config(
+    path: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> Result<config::Config> {
+    let mut cfg = match path {
+        Some(p) => config::Config::load(p)?,
+        None => config::Config::defaults(),
+    };
+    if let Some(d) = data_dir {
+        cfg.store.data_dir = d;
+    }
+    Ok(cfg)
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Run { config } => {
@@ -148,13 +204,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             source,
             es,
         } => {
-            let mut cfg = match &config {
-                Some(p) => config::Config::load(p)?,
-                None => config::Config::defaults(),
-            };
-            if let Some(d) = data_dir {
-                cfg.store.data_dir = d;
-            }
+            let mut cfg = load_config(config.as_deref(), data_dir)?;
             if let Some(u) = es {
                 cfg.elasticsearch.urls = vec![u];
             }
@@ -185,6 +235,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         },
         Cmd::Decode {
             file,
+            syslog,
+            vpc,
+            vpc_format,
             format,
             annotate,
             include_options,
@@ -204,8 +257,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 e.geoip_asn = geoip_asn.or(e.geoip_asn);
                 Some(run::enricher(&e)?)
             };
+            if syslog {
+                return logs_cmd::decode_syslog(&file, format, enricher);
+            }
+            if vpc {
+                return logs_cmd::decode_vpc(&file, format, vpc_format.as_deref(), enricher);
+            }
             decode_cmd::run(&file, format, annotate, include_options, enricher)
                 .with_context(|| format!("decoding {}", file.display()))
+        }
+        Cmd::Ingest {
+            cmd:
+                IngestCmd::Vpc {
+                    files,
+                    config,
+                    data_dir,
+                    format,
+                },
+        } => {
+            let cfg = load_config(config.as_deref(), data_dir)?;
+            logs_cmd::ingest_vpc(&cfg, &files, format.as_deref())
         }
         Cmd::Fields {
             markdown,

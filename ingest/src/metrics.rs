@@ -66,6 +66,12 @@ pub struct Metrics {
     /// Ages of records at the moment they became durable in the local store; exported as the
     /// `sluice_store_record_age_seconds` histogram and, whole, on `/debug/record-age`.
     pub record_ages: Arc<Mutex<RecordAges>>,
+    pub syslog_received: IntCounterVec,
+    pub syslog_messages: IntCounterVec,
+    pub syslog_parse_failures: IntCounterVec,
+    pub syslog_framing_errors: IntCounterVec,
+    pub syslog_connections: IntGaugeVec,
+    pub syslog_connections_accepted: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -229,6 +235,12 @@ impl Metrics {
             es_latency_count: gauge(&r, "sluice_es_bulk_latency_seconds_count", "_bulk requests timed."),
             enrich_cache_hits: gauge(&r, "sluice_enrich_cache_hits", "GeoIP/AS cache hits of the shipping thread."),
             enrich_cache_misses: gauge(&r, "sluice_enrich_cache_misses", "GeoIP/AS cache misses of the shipping thread."),
+            syslog_received: counter_vec(&r, "sluice_syslog_received_total", "Syslog messages received (framed), per listener.", &["listener"]),
+            syslog_messages: counter_vec(&r, "sluice_syslog_messages_total", "Syslog messages stored, by the parser that read them (asa, netfilter, panos; unknown when none did).", &["vendor"]),
+            syslog_parse_failures: counter_vec(&r, "sluice_syslog_parse_failures_total", "Syslog messages stored with the parse-failure tag (event.original kept), by vendor and reason.", &["vendor", "reason"]),
+            syslog_framing_errors: counter_vec(&r, "sluice_syslog_framing_errors_total", "Syslog framing problems per listener: too_long (message cut at max_line), incomplete (connection closed inside an octet-counted message, kept), connection_limit (refused), tls (handshake or record errors), read_error.", &["listener", "reason"]),
+            syslog_connections: gauge_vec(&r, "sluice_syslog_connections", "Syslog TCP/TLS connections open, per listener.", &["listener"]),
+            syslog_connections_accepted: counter_vec(&r, "sluice_syslog_connections_total", "Syslog TCP/TLS connections accepted, per listener.", &["listener"]),
             registry: r,
         }
     }

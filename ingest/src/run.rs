@@ -55,7 +55,8 @@ pub fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-fn store_config(cfg: &Config) -> StoreConfig {
+/// The local store's settings from `[store]` (also used by `sluice ingest`).
+pub fn store_config(cfg: &Config) -> StoreConfig {
     let s = &cfg.store;
     StoreConfig {
         dir: s.data_dir.join("flows"),
@@ -130,6 +131,10 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
     for w in 0..workers {
         let mut mine = Vec::new();
         for (li, l) in cfg.listeners.iter().enumerate() {
+            if l.is_stream() {
+                // TCP/TLS syslog: bound once below, served by its own threads.
+                continue;
+            }
             let opts = ListenOptions {
                 addr: l.address,
                 reuse_port: true,
@@ -158,6 +163,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
         }
         sockets.push(mine);
     }
+    let streams = crate::syslog_rx::bind_streams(&cfg)?;
 
     let (http_addr, http) = crate::http::serve(
         cfg.metrics.address,
@@ -208,6 +214,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
                 d.set_counter_records(true);
                 d
             },
+            syslog: crate::syslog_rx::UdpSyslog::new(&cfg),
             decoder: Decoder::with_shared(limits(&cfg), Arc::clone(&shared)),
             metrics: metrics.clone(),
             stop: Arc::clone(&stop),
@@ -220,6 +227,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
                 .spawn(move || worker(ctx, socks))?,
         );
     }
+    let stream_threads = crate::syslog_rx::start_streams(streams, &to_store, &metrics, &stop)?;
     drop(to_store);
 
     let store_thread = {
@@ -282,7 +290,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
     }
     log!("stopping: flushing batches and the store");
     healthy.store(false, Ordering::Relaxed);
-    for t in worker_threads {
+    for t in worker_threads.into_iter().chain(stream_threads) {
         let _ = t.join();
     }
     match store_thread.join() {
@@ -343,6 +351,7 @@ struct WorkerCtx {
     allow: Vec<Vec<crate::config::Cidr>>,
     protocols: Vec<crate::config::Protocol>,
     sflow: sluice_decode::sflow::SflowDecoder,
+    syslog: crate::syslog_rx::UdpSyslog,
     decoder: Decoder,
     metrics: Metrics,
     stop: Arc<AtomicBool>,
@@ -457,6 +466,10 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                                         |cs| m.sflow_counters(cs),
                                     );
                                 }
+                                crate::config::Protocol::Syslog => {
+                                    ctx.syslog
+                                        .datagram(*li, d.payload, d.src, recv_ns, |r| b.push(r));
+                                }
                             }
                         }
                         if let Some(total) = rx.kernel_drops() {
@@ -521,6 +534,7 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                 &mut last_sflow,
                 &mut last_sflow_errors,
             );
+            ctx.syslog.publish(&ctx.metrics, &ctx.names);
             last_publish = Instant::now();
         }
         if stopping || last_meta.elapsed() >= Duration::from_secs(5) {

@@ -1,6 +1,7 @@
-//! Every key of every document decoded from the shared captures is in the field table (the
-//! one that drives docs/fields.md and, later, the index template), or matches one of the
-//! documented dynamic patterns. And every ECS field of the table shows up in some document.
+//! Every key of every document decoded from the shared captures and log samples is in the
+//! field table (the one that drives docs/fields.md and the index template), or matches one of
+//! the documented dynamic patterns. And every ECS field of the table shows up in some
+//! document.
 
 mod common;
 
@@ -66,6 +67,34 @@ fn document_keys_are_in_the_field_table() {
             .output()
             .expect("run sluice");
         for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: Value = serde_json::from_str(line).expect("json");
+            flatten("", &v, &mut seen);
+        }
+    }
+    // Log events: the shared samples and this crate's own lines (tests/data), which between
+    // them produce every event field.
+    let logs = common::captures_dir().join("../logs");
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for (flag, f) in [
+        ("--syslog", logs.join("edgerouter-iptables.log")),
+        ("--syslog", logs.join("cisco-asa.log")),
+        ("--syslog", logs.join("panos.log")),
+        ("--syslog", data.join("syslog-extra.log")),
+        ("--vpc", logs.join("vpc-flow-logs-v2.log")),
+        ("--vpc", logs.join("vpc-flow-logs-custom.log")),
+        ("--vpc", data.join("vpc-v5.log")),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("decode")
+            .arg(flag)
+            .arg("--config")
+            .arg(&cfg)
+            .arg(&f)
+            .output()
+            .expect("run sluice");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.is_empty(), "{}: no documents", f.display());
+        for line in text.lines() {
             let v: Value = serde_json::from_str(line).expect("json");
             flatten("", &v, &mut seen);
         }

@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::net::IpAddr;
 
+use sluice_decode::event::{self, elem, Kind, SLUICE_PEN};
 use sluice_decode::ie::IeType;
 use sluice_decode::record::be_uint;
 use sluice_decode::template::{Dialect, NO_FIELD};
@@ -49,6 +50,8 @@ pub enum Value<'a> {
     NumText(u64),
     /// `geo_point`: latitude, longitude.
     Geo(f64, f64),
+    /// MAC address, written as ECS recommends (`00-00-5E-00-53-01`).
+    Mac([u8; 6]),
 }
 
 /// Lower-case IANA keyword of an IP protocol number (the common ones; the rest are written
@@ -98,15 +101,58 @@ fn is_counters(r: &Record<'_>) -> bool {
     sluice_decode::sflow::counter_layout::is_counter_template(r.template)
 }
 
+/// The bytes of an element of an event record (Sluice enterprise or IANA), if the template
+/// has it and it is not empty.
+fn event_bytes<'a>(r: &Record<'a>, pen: u32, id: u16) -> Option<&'a [u8]> {
+    let i = r.template.event_field(pen, id)?;
+    let b = r.field(i);
+    (!b.is_empty()).then_some(b)
+}
+
+/// A Sluice element of an event record as a value.
+fn elem_value<'a>(r: &Record<'a>, id: u16) -> Option<Value<'a>> {
+    let b = event_bytes(r, SLUICE_PEN, id)?;
+    Some(match event::kind(id)? {
+        Kind::Text => Value::Text(std::str::from_utf8(b).ok()?),
+        Kind::Uint if b.len() <= 8 => Value::U64(be_uint(b)),
+        Kind::Ip => Value::Ip(ip_of(b)?),
+        Kind::Uint => return None,
+    })
+}
+
+fn ip_of(b: &[u8]) -> Option<IpAddr> {
+    if let Ok(a) = <[u8; 4]>::try_from(b) {
+        return Some(IpAddr::from(a));
+    }
+    <[u8; 16]>::try_from(b).ok().map(IpAddr::from)
+}
+
+/// `event.type` of a log event by its action.
+fn event_type(r: &Record<'_>) -> &'static [&'static str] {
+    match event_bytes(r, SLUICE_PEN, elem::ACTION) {
+        Some(b"allow") => &["connection", "allowed"],
+        Some(a)
+            if [&b"deny"[..], b"drop", b"reject"].contains(&a)
+                || a.starts_with(b"reset")
+                || a.starts_with(b"block")
+                || a.starts_with(b"drop") =>
+        {
+            &["connection", "denied"]
+        }
+        _ => &["connection"],
+    }
+}
+
 /// The value of an ECS field for a record, if it has one. With enrichment, counters are the
 /// sampling-scaled estimates and the enrichment-only fields are filled.
 pub fn value_of<'a>(
     g: Getter,
-    r: &Record<'_>,
+    r: &Record<'a>,
     f: &Flow,
     e: Option<&'a Enriched>,
 ) -> Option<Value<'a>> {
     let h = r.header;
+    let is_event = r.template.dialect.is_event();
     let biflow = f.rev_bytes.is_some() || f.rev_packets.is_some();
     // Scaled counters when enriched, raw ones otherwise.
     let (bytes, packets, rev_bytes, rev_packets) = match e {
@@ -122,8 +168,10 @@ pub fn value_of<'a>(
         Getter::EventKind => Value::Str("event"),
         Getter::EventCategory => Value::List(&["network"]),
         Getter::EventType if is_counters(r) => Value::List(&["info"]),
+        Getter::EventType if is_event => Value::List(event_type(r)),
         Getter::EventType => Value::List(&["connection"]),
         Getter::EventAction if is_counters(r) => Value::Str("sflow_counters"),
+        Getter::EventAction if is_event => elem_value(r, elem::ACTION)?,
         Getter::EventAction => Value::Str(if r.template.options {
             "netflow_options"
         } else {
@@ -151,6 +199,19 @@ pub fn value_of<'a>(
         Getter::NetworkPackets => Value::U64(sum(packets, rev_packets)?),
         Getter::SourceLocality => Value::Str(e?.source.locality?.as_str()),
         Getter::DestinationLocality => Value::Str(e?.destination.locality?.as_str()),
+        // Without enrichment a log event still shows the translations its line gave.
+        Getter::SourceNatIp if is_event && e.is_none() => Value::Ip(ip_of(
+            event_bytes(r, 0, 225).or_else(|| event_bytes(r, 0, 281))?,
+        )?),
+        Getter::DestinationNatIp if is_event && e.is_none() => Value::Ip(ip_of(
+            event_bytes(r, 0, 226).or_else(|| event_bytes(r, 0, 282))?,
+        )?),
+        Getter::SourceNatPort if is_event && e.is_none() => {
+            Value::U64(be_uint(event_bytes(r, 0, 227)?))
+        }
+        Getter::DestinationNatPort if is_event && e.is_none() => {
+            Value::U64(be_uint(event_bytes(r, 0, 228)?))
+        }
         Getter::SourceNatIp => Value::Ip(e?.source.nat_ip?),
         Getter::DestinationNatIp => Value::Ip(e?.destination.nat_ip?),
         Getter::SourceNatPort => Value::U64(u64::from(e?.source.nat_port?)),
@@ -188,18 +249,38 @@ pub fn value_of<'a>(
         Getter::NetworkSamplingInterval => Value::U64(u64::from(e?.sampling_interval?)),
         Getter::ObserverName => text(e?.exporter_name.get())?,
         Getter::IngressIfId => Value::NumText(u64::from(e?.in_if.index?)),
+        Getter::IngressIfName if is_event => elem_value(r, elem::INGRESS_INTERFACE)?,
+        Getter::EgressIfName if is_event => elem_value(r, elem::EGRESS_INTERFACE)?,
         Getter::IngressIfName => text(e?.in_if.name.get())?,
         Getter::IngressIfAlias => text(e?.in_if.description.get())?,
         Getter::EgressIfId => Value::NumText(u64::from(e?.out_if.index?)),
         Getter::EgressIfName => text(e?.out_if.name.get())?,
         Getter::EgressIfAlias => text(e?.out_if.description.get())?,
+        // Records read from files (VPC Flow Logs) have no exporter.
+        Getter::ObserverIp | Getter::ExporterAddress
+            if is_event && h.exporter.ip().is_unspecified() =>
+        {
+            return None
+        }
         Getter::ObserverIp => Value::Ip(h.exporter.ip()),
         Getter::ExporterAddress => Value::Socket(h.exporter),
+        // A log event has no export header beyond its sender.
+        Getter::ExporterVersion
+        | Getter::ExporterSourceId
+        | Getter::ExporterUptime
+        | Getter::ExporterTimestamp
+        | Getter::NetflowType
+            if is_event =>
+        {
+            return None
+        }
         Getter::ExporterVersion => Value::U64(u64::from(h.version)),
         Getter::ExporterProtocol => Value::Str(match r.template.dialect {
             Dialect::V5 | Dialect::V9 => "netflow",
             Dialect::Ipfix => "ipfix",
             Dialect::Sflow => "sflow",
+            Dialect::Syslog => "syslog",
+            Dialect::VpcFlow => "vpcflow",
         }),
         Getter::ExporterSourceId => Value::U64(u64::from(h.source_id)),
         Getter::ExporterUptime => Value::U64(u64::from(h.sys_uptime_ms?)),
@@ -214,6 +295,21 @@ pub fn value_of<'a>(
         } else {
             "netflow_flow"
         }),
+        Getter::Elem(id) => elem_value(r, id)?,
+        Getter::SourceMac => Value::Mac(event_bytes(r, 0, 56)?.try_into().ok()?),
+        Getter::DestinationMac => Value::Mac(event_bytes(r, 0, 80)?.try_into().ok()?),
+        Getter::IcmpType => Value::U64(be_uint(
+            event_bytes(r, 0, 176).or_else(|| event_bytes(r, 0, 178))?,
+        )),
+        Getter::IcmpCode => Value::U64(be_uint(
+            event_bytes(r, 0, 177).or_else(|| event_bytes(r, 0, 179))?,
+        )),
+        Getter::CloudProvider if r.template.dialect == Dialect::VpcFlow => Value::Str("aws"),
+        Getter::CloudProvider => return None,
+        Getter::Tags => {
+            event_bytes(r, SLUICE_PEN, elem::PARSE_FAILURE)?;
+            Value::List(&["sluice_parse_failure"])
+        }
     })
 }
 
@@ -403,6 +499,11 @@ fn write_value_json(out: &mut Vec<u8>, v: &Value) {
             out.push(b'"');
         }
         Value::Text(t) => write_str(out, t),
+        Value::Mac(m) => {
+            out.push(b'"');
+            write_mac(out, &m);
+            out.push(b'"');
+        }
         Value::Geo(lat, lon) => {
             out.extend_from_slice(b"{\"lat\":");
             write_float(out, lat);
@@ -410,6 +511,18 @@ fn write_value_json(out: &mut Vec<u8>, v: &Value) {
             write_float(out, lon);
             out.push(b'}');
         }
+    }
+}
+
+/// `00-00-5E-00-53-01`.
+fn write_mac(out: &mut Vec<u8>, m: &[u8; 6]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for (i, &x) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b'-');
+        }
+        out.push(HEX[usize::from(x >> 4)]);
+        out.push(HEX[usize::from(x & 15)]);
     }
 }
 
@@ -525,11 +638,17 @@ pub fn encode_json_enriched(
     opts: &EncodeOptions,
 ) {
     let mut w = Nest::new(out);
+    let is_event = r.template.dialect.is_event();
     for field in ECS_FIELDS {
+        if field.event_only && !is_event {
+            continue;
+        }
         emit_ecs(&mut w, field, r, f, e);
     }
     let t = r.template;
-    for (i, field) in t.fields.iter().enumerate() {
+    // A log event's elements all have ECS names (above); none goes under `netflow.`.
+    let elements = if is_event { 0 } else { t.fields.len() };
+    for (i, field) in t.fields.iter().enumerate().take(elements) {
         let b = r.field(i);
         if t.repeat[i] || (field.spec.id == PADDING_IE && field.spec.pen == 0) {
             continue;
@@ -637,6 +756,7 @@ pub fn encode_csv(out: &mut Vec<u8>, r: &Record<'_>, f: &Flow, e: Option<&Enrich
             Some(Value::Geo(lat, lon)) => {
                 let _ = write!(out, "{lat} {lon}");
             }
+            Some(Value::Mac(m)) => write_mac(out, &m),
         }
     }
 }
