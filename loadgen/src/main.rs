@@ -60,8 +60,9 @@ steady synthetic load well under its capacity, sample its /metrics and RSS (/pro
 second, stop it with SIGTERM, and exit non-zero on: any loss (flow records sent vs stored, options \
 records sent vs decoded, sluice_exporter_missing, kernel drops, pipeline drops); any error counter \
 that moved (decode, store, receive errors, truncated or denied datagrams, exporter restarts, templates \
-evicted or expired); RSS that keeps growing (least-squares slope over the samples after --warmup above \
---max-rss-growth, 4 MiB/min by default); a collector that died or did not stop cleanly; a load that \
+evicted or expired); RSS that keeps growing (least-squares slope of RSS over the samples after \
+--warmup above --max-rss-growth, 4 MiB/min by default, and still above it over the last half of \
+those samples, so that a bounded step is not taken for a leak); a collector that died or did not stop cleanly; a load that \
 was not held (under 95 % of the datagrams due).";
 
 /// Where and how fast the exporters send, and what is reported.
@@ -907,6 +908,8 @@ fn run_soak(a: SoakArgs) -> Result<bool> {
             "options_records": stats.options_records,
             "rss_mib": {"first": rss_first, "max": rss_max, "last": rss_last,
                         "slope_mib_per_min": verdict.rss_mib_per_min(),
+                        "last_half_slope_mib_per_min":
+                            verdict.rss_late_slope.map(|s| s * 60.0 / 1048576.0),
                         "samples_fitted": verdict.rss_samples,
                         "limit_mib_per_min": a.max_rss_growth},
         });
@@ -929,7 +932,7 @@ fn run_soak(a: SoakArgs) -> Result<bool> {
         }
         println!(
             "RSS: {} MiB at start, {} MiB peak, {} MiB at the end; after the {:.0} s warm-up {} \
-             (limit {} MiB/min, {} samples)",
+             ({} over its last half; limit {} MiB/min, {} samples)",
             rss_first.map_or("n/a".into(), |v| format!("{v:.1}")),
             rss_max.map_or("n/a".into(), |v| format!("{v:.1}")),
             rss_last.map_or("n/a".into(), |v| format!("{v:.1}")),
@@ -937,6 +940,10 @@ fn run_soak(a: SoakArgs) -> Result<bool> {
             verdict
                 .rss_mib_per_min()
                 .map_or("no fit".into(), |s| format!("{s:+.3} MiB/min")),
+            verdict.rss_late_slope.map_or("no fit".into(), |s| format!(
+                "{:+.3} MiB/min",
+                s * 60.0 / 1048576.0
+            )),
             a.max_rss_growth,
             verdict.rss_samples
         );

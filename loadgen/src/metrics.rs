@@ -331,10 +331,16 @@ impl Snapshot {
     }
 }
 
+/// How often the collector's receive threads add their counts (packets, records decoded,
+/// errors) to its metrics; the store's count moves on its own schedule.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Scrapes until the stored-records counter has taken in `expected` more records than in
 /// `before`, or has not moved for `quiet`, or `max_wait` has passed; returns the last scrape.
 /// The collector writes its store every flush interval (1 s by default), so `quiet` should be
-/// longer than that.
+/// longer than that. Once the store has everything, it scrapes once more a publish interval
+/// later, so that the receive threads' counters (which they publish once a second) are
+/// complete too.
 pub fn wait_settled(
     url: &MetricsUrl,
     before: &Snapshot,
@@ -347,7 +353,11 @@ pub fn wait_settled(
     let mut since = Instant::now();
     loop {
         let stored = last.delta(before).stored_records.unwrap_or(0.0);
-        if stored >= expected as f64 || since.elapsed() >= quiet || start.elapsed() >= max_wait {
+        if stored >= expected as f64 {
+            std::thread::sleep(PUBLISH_INTERVAL + Duration::from_millis(200));
+            return Snapshot::scrape(url);
+        }
+        if since.elapsed() >= quiet || start.elapsed() >= max_wait {
             return Ok(last);
         }
         std::thread::sleep(Duration::from_millis(250));

@@ -9,7 +9,10 @@
 //! - an error counter that moved: decode errors, store errors, receive errors (including
 //!   truncated and denied datagrams), exporter restarts, templates evicted or expired;
 //! - memory that keeps growing: the least-squares slope of RSS over the samples after the
-//!   warm-up above `max_rss_growth` (bytes per minute);
+//!   warm-up above `max_rss_growth` (bytes per minute), and still above it over the last half
+//!   of those samples. The second fit tells a leak (it grows to the end) from a bounded step
+//!   (a burst made the collector keep a few more batches, then RSS stays flat), which lifts
+//!   a single fit over the whole window just as much;
 //! - a collector that died, or did not exit cleanly on SIGTERM;
 //! - a load that was not held (fewer than 95 % of the datagrams due at the target rate), since
 //!   a soak that did not send proves nothing;
@@ -91,6 +94,8 @@ pub struct Verdict {
     pub failures: Vec<String>,
     /// RSS fit after the warm-up (bytes over seconds).
     pub rss_fit: Option<Fit>,
+    /// RSS slope over the last half of those samples, bytes per second.
+    pub rss_late_slope: Option<f64>,
     pub rss_samples: usize,
 }
 
@@ -221,6 +226,14 @@ pub fn judge(d: &SoakData, th: &Thresholds) -> Verdict {
         slope,
         intercept,
     });
+    let late = rss
+        .first()
+        .zip(rss.last())
+        .map(|(a, b)| (a.0 + b.0) / 2.0)
+        .and_then(|mid| {
+            let tail: Vec<(f64, f64)> = rss.iter().copied().filter(|p| p.0 >= mid).collect();
+            least_squares(&tail).map(|(slope, _)| slope)
+        });
     if rss.len() < th.min_rss_samples {
         fail.push(format!(
             "RSS: {} samples after the {:.0} s warm-up, {} needed to judge growth (run longer)",
@@ -228,12 +241,14 @@ pub fn judge(d: &SoakData, th: &Thresholds) -> Verdict {
             th.warmup_secs,
             th.min_rss_samples
         ));
-    } else if let Some(f) = fit {
-        let per_min = f.slope * 60.0;
-        if per_min > th.max_rss_growth {
+    } else if let (Some(f), Some(late)) = (fit, late) {
+        let (per_min, late_per_min) = (f.slope * 60.0, late * 60.0);
+        if per_min > th.max_rss_growth && late_per_min > th.max_rss_growth {
             fail.push(format!(
-                "RSS keeps growing: {:+.3} MiB/min after the warm-up (limit {:.3} MiB/min)",
+                "RSS keeps growing: {:+.3} MiB/min after the warm-up, {:+.3} MiB/min over its \
+                 last half (limit {:.3} MiB/min)",
                 per_min / 1048576.0,
+                late_per_min / 1048576.0,
                 th.max_rss_growth / 1048576.0
             ));
         }
@@ -241,6 +256,7 @@ pub fn judge(d: &SoakData, th: &Thresholds) -> Verdict {
     Verdict {
         failures: fail,
         rss_fit: fit,
+        rss_late_slope: late,
         rss_samples: rss.len(),
     }
 }
@@ -508,6 +524,28 @@ mod tests {
             ..Thresholds::default()
         };
         assert!(judge(&d, &lenient).passed());
+    }
+
+    #[test]
+    fn a_step_that_settles_passes_and_one_that_keeps_climbing_fails() {
+        // As seen at 170 k records/s: +16 MiB shortly after the warm-up (a burst made the
+        // collector keep more batches), then flat. One fit over the window says about
+        // +13 MiB/min; its last half is flat.
+        let step = data(|t| if t < 40.0 { 28.0 * MIB } else { 44.0 * MIB });
+        let v = judge(&step, &Thresholds::default());
+        assert!(
+            v.rss_mib_per_min().is_some_and(|s| s > 4.0),
+            "{:?}",
+            v.rss_fit
+        );
+        assert!(v.passed(), "{:?}", v.failures);
+        // A staircase that keeps climbing to the end: a leak in steps.
+        let stairs = data(|t| (40.0 + 2.0 * (t / 10.0).floor()) * MIB);
+        let v = judge(&stairs, &Thresholds::default());
+        assert!(!v.passed(), "{:?}", v);
+        // A step late in the window cannot be told from growth: it fails (conservative).
+        let late = data(|t| if t < 80.0 { 40.0 * MIB } else { 60.0 * MIB });
+        assert!(!judge(&late, &Thresholds::default()).passed());
     }
 
     #[test]
