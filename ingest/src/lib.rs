@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod output;
 pub mod run;
 pub mod ship;
+pub mod top_cmd;
 pub mod udp;
 
 /// Output formats of `decode` and `dump`.
