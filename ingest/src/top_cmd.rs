@@ -512,11 +512,11 @@ mod tests {
         );
         assert_eq!(
             lines[2],
-            "   1  10.0.0.1   2001:db8::1   3.0 kB        3      1  75.0"
+            "   1  10.0.0.1   2001:db8::1  3.0 kB        3      1  75.0"
         );
         assert_eq!(
             lines[3],
-            "   2  10.0.0.22  8.8.8.8       1.0 kB        1      1  25.0"
+            "   2  10.0.0.22  8.8.8.8      1.0 kB        1      1  25.0"
         );
         assert!(lines[4].starts_with("total: 4.0 kB, 4 packets, 2 flows; 2 distinct"));
         let c = csv(&top);
