@@ -8,6 +8,7 @@ pub mod batch;
 pub mod config;
 pub mod decode_cmd;
 pub mod dump_cmd;
+pub mod forward;
 pub mod http;
 pub mod metrics;
 pub mod output;

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub es_latency_count: IntGauge,
     pub enrich_cache_hits: IntGauge,
     pub enrich_cache_misses: IntGauge,
+    pub forward_datagrams: IntCounterVec,
+    pub forward_bytes: IntCounterVec,
+    pub forward_dropped: IntCounterVec,
+    pub forward_source_preserved: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -118,6 +122,10 @@ impl Metrics {
             es_latency_count: gauge(&r, "sluice_es_bulk_latency_seconds_count", "_bulk requests timed."),
             enrich_cache_hits: gauge(&r, "sluice_enrich_cache_hits", "GeoIP/AS cache hits of the shipping thread."),
             enrich_cache_misses: gauge(&r, "sluice_enrich_cache_misses", "GeoIP/AS cache misses of the shipping thread."),
+            forward_datagrams: counter_vec(&r, "sluice_forward_datagrams_total", "Datagrams forwarded to another collector, by the source address they carry: exporter (the exporter's own, through a raw socket) or sluice (Sluice's address).", &["target", "source"]),
+            forward_bytes: counter_vec(&r, "sluice_forward_bytes_total", "UDP payload bytes forwarded.", &["target"]),
+            forward_dropped: counter_vec(&r, "sluice_forward_dropped_total", "Datagrams not forwarded, by reason: queue_full (the sender fell behind; receive threads never wait), send_error, truncated (cut by the receive buffer).", &["target", "reason"]),
+            forward_source_preserved: gauge_vec(&r, "sluice_forward_source_preserved", "1 when a forward target gets datagrams with the exporters' source addresses (raw socket, CAP_NET_RAW), 0 when from Sluice's own.", &["target"]),
             registry: r,
         }
     }
