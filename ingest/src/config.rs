@@ -454,7 +454,7 @@ pub struct Forward {
     #[serde(default = "default_true")]
     pub preserve_source: bool,
     /// Datagrams queued for this target before receive threads start dropping (and counting)
-    /// them instead of waiting.
+    /// them instead of waiting: `queue / 64` batches of up to 64 datagrams each.
     #[serde(default = "default_forward_queue")]
     pub queue: usize,
 }

@@ -4,11 +4,11 @@
 //!
 //! **The receive path never waits for it.** A receive thread copies each accepted datagram
 //! into its pending batch for each target (one memcpy; batches are recycled, so nothing is
-//! allocated in steady state) and hands full batches, and what it has at the end of every
-//! wake-up, to the target's sender thread over a bounded channel with `try_send`. When the
-//! channel is full the batch is dropped and its datagrams counted
-//! (`sluice_forward_dropped_total{reason="queue_full"}`): the queue bounds memory, never the
-//! receive rate.
+//! allocated in steady state) and hands full batches (64 datagrams or 256 KiB), and what it
+//! has at the end of every wake-up, to the target's sender thread over a bounded channel
+//! (`queue / 64` batches) with `try_send`. When the channel is full the batch is dropped and
+//! its datagrams counted (`sluice_forward_dropped_total{reason="queue_full"}`): the queue
+//! bounds memory, never the receive rate.
 //!
 //! **Source address.** Collectors key templates and exporters by the datagram's source
 //! address and port, so a forwarded stream should look as if the exporter had sent it. With
@@ -51,9 +51,11 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn with_capacity() -> Batch {
+    /// An empty batch; its buffers grow to what the traffic needs and are kept when the
+    /// batch is recycled, so queued memory follows the datagrams actually queued.
+    fn new() -> Batch {
         Batch {
-            data: Vec::with_capacity(BATCH_BYTES + 65_536),
+            data: Vec::new(),
             items: Vec::with_capacity(BATCH_DATAGRAMS),
         }
     }
@@ -95,10 +97,7 @@ impl Lane {
         if self.pending.items.is_empty() {
             return;
         }
-        let next = self
-            .free
-            .try_recv()
-            .unwrap_or_else(|_| Batch::with_capacity());
+        let next = self.free.try_recv().unwrap_or_else(|_| Batch::new());
         let full = std::mem::replace(&mut self.pending, next);
         if let Err(TrySendError::Full(mut b) | TrySendError::Disconnected(mut b)) =
             self.tx.try_send(full)
@@ -211,7 +210,7 @@ impl Forwarders {
                     listeners: t.listeners.clone(),
                     tx: t.tx.clone(),
                     free: t.free.clone(),
-                    pending: Batch::with_capacity(),
+                    pending: Batch::new(),
                     dropped_queue: t.dropped_queue.clone(),
                     dropped_truncated: t.dropped_truncated.clone(),
                 })
@@ -466,7 +465,7 @@ mod tests {
                 listeners: vec![true, false],
                 tx,
                 free: free_rx,
-                pending: Batch::with_capacity(),
+                pending: Batch::new(),
                 dropped_queue: dropped.clone(),
                 dropped_truncated: IntCounter::new("t", "t").expect("counter"),
             }],

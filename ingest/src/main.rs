@@ -90,6 +90,9 @@ enum Cmd {
         /// Data directory (overrides the config).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Threads scanning the local store (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
         /// How two-field keys are aggregated in Elasticsearch (multi_terms, or composite
         /// pages on servers without it).
         #[arg(long, value_enum, default_value_t = top_cmd::PairsArg::Auto, hide = true)]
@@ -220,6 +223,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
             config,
             data_dir,
+            threads,
             es_aggregation,
         } => {
             let cfg = reader_config(config, data_dir, es)?;
@@ -232,6 +236,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 source,
                 format,
                 pairs: es_aggregation,
+                threads,
             };
             top_cmd::run(&cfg, args)
         }

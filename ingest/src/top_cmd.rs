@@ -58,6 +58,8 @@ pub struct Args {
     pub format: TopFormat,
     /// Two-field aggregation in Elasticsearch.
     pub pairs: PairsArg,
+    /// Threads scanning the local store; 0: one per core.
+    pub threads: usize,
 }
 
 /// What a run read, for the table's footer and the JSON.
@@ -172,6 +174,10 @@ fn local(
         by: args.by,
         order: args.order,
         n: args.n,
+        threads: match args.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        },
     };
     let (top, st) = topn::top_local(&reader, &q, &enricher)?;
     let lost = st.blocks_corrupt

@@ -372,8 +372,13 @@ fn top_matches_an_independent_count_in_the_store_and_in_opensearch() {
             let got = sluice(&base(by, order, "5"));
             check(&format!("local {by} {order}"), &got, &all, by, order, 5);
         }
-        let got = sluice(&base(by, "bytes", "1000"));
-        check(&format!("local {by} all"), &got, &all, by, "bytes", 1000);
+        // The whole table, on one thread and on three (each scanning a third of the blocks).
+        for threads in ["1", "3"] {
+            let mut a = base(by, "bytes", "1000");
+            a.extend(["--threads", threads]);
+            let what = format!("local {by} all, {threads} threads");
+            check(&what, &sluice(&a), &all, by, "bytes", 1000);
+        }
     }
     for (expr, pred) in FILTERS {
         let sel: Vec<&Value> = local.iter().filter(|d| pred(d)).collect();

@@ -23,21 +23,22 @@
 //! - **ranking**: by the [`Order`] metric, largest first; ties by key, ascending.
 //!
 //! The local scan allocates nothing per record: keys are small fixed values (`u128`
-//! addresses, ports, AS numbers, interned country codes) in one hash map, documents are never
-//! built, and GeoIP lookups (through the enricher's cache) happen only for `as` and `country`.
+//! addresses, ports, AS numbers, country codes in 16 bytes) in one hash map, documents are
+//! never built, and GeoIP lookups (through the enricher's cache) happen only for `as` and
+//! `country`. With `threads` > 1 each thread scans every n-th block of each segment
+//! ([`Shard`]) into its own map, and the maps are merged at the end.
 
 use std::fmt;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use sluice_decode::{Flow, Record};
 use sluice_enrich::{CoreCache, Enricher};
 
 use crate::filter::Filter;
-use crate::store::{ScanStats, StoreError, StoreReader};
+use crate::store::{ScanStats, Shard, StoreError, StoreReader};
 
 /// What flows are grouped by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -283,26 +284,130 @@ pub struct LocalQuery<'a> {
     pub order: Order,
     /// Rows to keep.
     pub n: usize,
+    /// Threads scanning the store (each takes every `threads`-th block of each segment);
+    /// 0 or 1: the calling thread alone.
+    pub threads: usize,
 }
 
 /// What one record contributes: up to two keys (the second only for either-end groupings).
 type Keys<K> = [Option<K>; 2];
 
-/// Scans the store once and sums counters per key. `keys` gives a record's keys.
-fn aggregate<K, F>(
+/// Where a scan sums per key: a hash map, or for keys of at most 16 bits a dense array
+/// indexed by the key (one memory access per record, no hashing).
+trait Table: Default + Send {
+    type K: Copy + Eq;
+    /// The sums of `k`, created empty.
+    fn slot(&mut self, k: Self::K) -> &mut Counts;
+    /// Adds `o`'s sums into this table.
+    fn merge(&mut self, o: Self);
+    /// Keys seen and their sums.
+    fn entries(self) -> Vec<(Self::K, Counts)>;
+}
+
+impl<K: Copy + Eq + Hash + Send> Table for FxHashMap<K, Counts> {
+    type K = K;
+
+    #[inline]
+    fn slot(&mut self, k: K) -> &mut Counts {
+        self.entry(k).or_default()
+    }
+
+    fn merge(&mut self, o: Self) {
+        // The smaller map goes into the larger.
+        let small = if o.len() > self.len() {
+            std::mem::replace(self, o)
+        } else {
+            o
+        };
+        for (k, c) in small {
+            self.entry(k).or_default().merge(&c);
+        }
+    }
+
+    fn entries(self) -> Vec<(K, Counts)> {
+        self.into_iter().collect()
+    }
+}
+
+/// Keys small enough to index an array.
+trait SmallKey: Copy + Eq + Send + Into<usize> + TryFrom<usize> {
+    /// Distinct values.
+    const SPAN: usize;
+}
+
+impl SmallKey for u8 {
+    const SPAN: usize = 1 << 8;
+}
+
+impl SmallKey for u16 {
+    const SPAN: usize = 1 << 16;
+}
+
+/// Sums indexed by a small key; allocated at the first record.
+struct Dense<K> {
+    sums: Vec<Counts>,
+    _key: std::marker::PhantomData<K>,
+}
+
+impl<K> Default for Dense<K> {
+    fn default() -> Self {
+        Dense {
+            sums: Vec::new(),
+            _key: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K: SmallKey> Table for Dense<K> {
+    type K = K;
+
+    #[inline]
+    fn slot(&mut self, k: K) -> &mut Counts {
+        if self.sums.is_empty() {
+            self.sums = vec![Counts::default(); K::SPAN];
+        }
+        let i: usize = k.into();
+        // `i` < SPAN by the key's type; the fallback keeps a bug from becoming a panic.
+        let last = self.sums.len() - 1;
+        &mut self.sums[i.min(last)]
+    }
+
+    fn merge(&mut self, o: Self) {
+        if self.sums.is_empty() {
+            self.sums = o.sums;
+            return;
+        }
+        for (a, b) in self.sums.iter_mut().zip(&o.sums) {
+            a.merge(b);
+        }
+    }
+
+    fn entries(self) -> Vec<(K, Counts)> {
+        self.sums
+            .into_iter()
+            .enumerate()
+            .filter(|(_, c)| c.flows > 0)
+            .filter_map(|(i, c)| K::try_from(i).ok().map(|k| (k, c)))
+            .collect()
+    }
+}
+
+/// Sums counters per key over one shard of the store. `keys` gives a record's keys.
+fn aggregate_shard<T, F>(
     reader: &StoreReader,
     q: &LocalQuery<'_>,
+    shard: Shard,
     enricher: &Enricher,
-    mut keys: F,
-) -> Result<(FxHashMap<K, Counts>, Counts, ScanStats), StoreError>
+    keys: &F,
+) -> Result<Partial<T>, StoreError>
 where
-    K: Copy + Eq + Hash,
-    F: FnMut(&Record<'_>, &Flow, &mut CoreCache) -> Keys<K>,
+    T: Table,
+    F: Fn(&Record<'_>, &Flow, &mut CoreCache) -> Keys<T::K>,
 {
-    let mut map: FxHashMap<K, Counts> = FxHashMap::default();
+    let mut table = T::default();
     let mut total = Counts::default();
     let mut cache = enricher.cache();
-    let stats = reader.scan(q.from_ns, q.to_ns, |r| {
+    let stats = reader.scan_shard(shard, q.from_ns, q.to_ns, |r| {
         if r.template.options {
             return;
         }
@@ -320,21 +425,86 @@ where
         total.add(bytes, packets);
         let [a, b] = keys(r, &flow, &mut cache);
         if let Some(a) = a {
-            map.entry(a).or_default().add(bytes, packets);
+            table.slot(a).add(bytes, packets);
         }
         if let Some(b) = b {
             if a != Some(b) {
-                map.entry(b).or_default().add(bytes, packets);
+                table.slot(b).add(bytes, packets);
             }
         }
     })?;
-    Ok((map, total, stats))
+    Ok(Partial {
+        table,
+        total,
+        stats,
+    })
 }
 
-/// The `n` largest of `map` as ranked rows. Only keys at or above the n-th largest metric are
-/// converted to [`Key`]s, so a map of millions of addresses costs one partial selection.
+/// Per-key sums of a scan (or of one shard of it).
+struct Partial<T> {
+    table: T,
+    total: Counts,
+    stats: ScanStats,
+}
+
+impl Counts {
+    fn merge(&mut self, o: &Counts) {
+        self.bytes = self.bytes.saturating_add(o.bytes);
+        self.packets = self.packets.saturating_add(o.packets);
+        self.flows += o.flows;
+    }
+}
+
+/// What a scan found: the keys seen with their sums, the total and the scan's counters.
+type Sums<K> = (Vec<(K, Counts)>, Counts, ScanStats);
+
+/// Sums counters per key over the range, on `q.threads` threads (one scan shard each), and
+/// merges their tables.
+fn aggregate<T, F>(
+    reader: &StoreReader,
+    q: &LocalQuery<'_>,
+    enricher: &Enricher,
+    keys: F,
+) -> Result<Sums<T::K>, StoreError>
+where
+    T: Table,
+    F: Fn(&Record<'_>, &Flow, &mut CoreCache) -> Keys<T::K> + Sync,
+{
+    let count = q.threads.max(1);
+    let parts: Vec<Result<Partial<T>, StoreError>> = if count == 1 {
+        vec![aggregate_shard(reader, q, Shard::ALL, enricher, &keys)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..count)
+                .map(|index| {
+                    let keys = &keys;
+                    s.spawn(move || {
+                        aggregate_shard(reader, q, Shard { index, count }, enricher, keys)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    let mut table = T::default();
+    let mut total = Counts::default();
+    let mut stats = ScanStats::default();
+    for part in parts {
+        let part = part?;
+        table.merge(part.table);
+        total.merge(&part.total);
+        stats.add(&part.stats);
+    }
+    Ok((table.entries(), total, stats))
+}
+
+/// The `n` largest of `all` as ranked rows. Only keys at or above the n-th largest metric
+/// are converted to [`Key`]s, so millions of addresses cost one partial selection.
 fn finish<K: Copy>(
-    map: FxHashMap<K, Counts>,
+    mut all: Vec<(K, Counts)>,
     order: Order,
     n: usize,
     to_key: impl Fn(K) -> Key,
@@ -342,7 +512,6 @@ fn finish<K: Copy>(
     if n == 0 {
         return Vec::new();
     }
-    let mut all: Vec<(K, Counts)> = map.into_iter().collect();
     if all.len() > n {
         all.select_nth_unstable_by(n - 1, |a, b| b.1.get(order).cmp(&a.1.get(order)));
         let threshold = all[n - 1].1.get(order);
@@ -359,23 +528,20 @@ fn finish<K: Copy>(
     rank(rows, order, n)
 }
 
-/// Country codes interned to small integers for the scan.
-#[derive(Default)]
-struct Countries {
-    ids: FxHashMap<Arc<str>, u32>,
-    names: Vec<Arc<str>>,
+/// A country code as a fixed-size key: up to 15 bytes and the length. ISO 3166 codes (what
+/// GeoIP databases hold) have 2 letters; a longer value is cut at 15 bytes.
+type CountryKey = ([u8; 15], u8);
+
+fn country_key(code: &str) -> CountryKey {
+    let b = code.as_bytes();
+    let n = b.len().min(15);
+    let mut k = [0u8; 15];
+    k[..n].copy_from_slice(&b[..n]);
+    (k, n as u8)
 }
 
-impl Countries {
-    fn id(&mut self, code: &Arc<str>) -> u32 {
-        if let Some(&id) = self.ids.get(&**code) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        self.names.push(code.clone());
-        self.ids.insert(code.clone(), id);
-        id
-    }
+fn country_of(k: CountryKey) -> Box<str> {
+    String::from_utf8_lossy(&k.0[..usize::from(k.1)]).into()
 }
 
 /// Top-N over the local store: one scan of `[q.from_ns, q.to_ns)`. Corrupt or unreadable
@@ -385,10 +551,20 @@ pub fn top_local(
     q: &LocalQuery<'_>,
     enricher: &Enricher,
 ) -> Result<(Top, ScanStats), StoreError> {
+    /// Ranks a grouping's entries: (rows, total, distinct keys, scan counters).
+    fn rows<K: Copy>(
+        (all, total, stats): Sums<K>,
+        q: &LocalQuery<'_>,
+        to_key: impl Fn(K) -> Key,
+    ) -> (Vec<Row>, Counts, u64, ScanStats) {
+        let distinct = all.len() as u64;
+        (finish(all, q.order, q.n, to_key), total, distinct, stats)
+    }
+    type Map<K> = FxHashMap<K, Counts>;
     let (rows, total, distinct, stats) = match q.by {
         By::Src | By::Dst | By::Exporter => {
             let by = q.by;
-            let (map, total, st) = aggregate(reader, q, enricher, |r, f, _| {
+            let sums = aggregate::<Map<u128>, _>(reader, q, enricher, |r, f, _| {
                 let ip = match by {
                     By::Src => f.src_ip,
                     By::Dst => f.dst_ip,
@@ -396,66 +572,46 @@ pub fn top_local(
                 };
                 [ip.map(ip_bits), None]
             })?;
-            let d = map.len() as u64;
-            (
-                finish(map, q.order, q.n, |k| Key::Ip(ip_of(k))),
-                total,
-                d,
-                st,
-            )
+            rows(sums, q, |k| Key::Ip(ip_of(k)))
         }
         By::Conversation => {
-            let (map, total, st) = aggregate(reader, q, enricher, |_, f, _| {
-                [
-                    f.src_ip
-                        .zip(f.dst_ip)
-                        .map(|(s, d)| (ip_bits(s), ip_bits(d))),
-                    None,
-                ]
+            let sums = aggregate::<Map<(u128, u128)>, _>(reader, q, enricher, |_, f, _| {
+                let pair = f.src_ip.zip(f.dst_ip);
+                [pair.map(|(s, d)| (ip_bits(s), ip_bits(d))), None]
             })?;
-            let d = map.len() as u64;
-            let rows = finish(map, q.order, q.n, |(s, d)| Key::Pair(ip_of(s), ip_of(d)));
-            (rows, total, d, st)
+            rows(sums, q, |(s, d)| Key::Pair(ip_of(s), ip_of(d)))
         }
         By::Dport => {
-            let (map, total, st) = aggregate(reader, q, enricher, |_, f, _| [f.dst_port, None])?;
-            let d = map.len() as u64;
-            (finish(map, q.order, q.n, Key::Port), total, d, st)
+            let sums =
+                aggregate::<Dense<u16>, _>(reader, q, enricher, |_, f, _| [f.dst_port, None])?;
+            rows(sums, q, Key::Port)
         }
         By::Proto => {
-            let (map, total, st) = aggregate(reader, q, enricher, |_, f, _| [f.proto, None])?;
-            let d = map.len() as u64;
-            (finish(map, q.order, q.n, Key::Proto), total, d, st)
+            let sums = aggregate::<Dense<u8>, _>(reader, q, enricher, |_, f, _| [f.proto, None])?;
+            rows(sums, q, Key::Proto)
         }
         By::As => {
-            let (map, total, st) = aggregate(reader, q, enricher, |_, f, cache| {
+            let sums = aggregate::<Map<u32>, _>(reader, q, enricher, |_, f, cache| {
                 enricher.ends(cache, f).map(|e| e.as_number)
             })?;
-            let d = map.len() as u64;
-            (finish(map, q.order, q.n, Key::As), total, d, st)
+            rows(sums, q, Key::As)
         }
         By::Country => {
-            let mut countries = Countries::default();
-            let (map, total, st) = aggregate(reader, q, enricher, |_, f, cache| {
-                enricher
-                    .ends(cache, f)
-                    .map(|e| e.geo.and_then(|g| g.country_iso_code.as_ref()))
-                    .map(|c| c.map(|c| countries.id(c)))
+            let sums = aggregate::<Map<CountryKey>, _>(reader, q, enricher, |_, f, cache| {
+                enricher.ends(cache, f).map(|e| {
+                    e.geo
+                        .and_then(|g| g.country_iso_code.as_deref())
+                        .map(country_key)
+                })
             })?;
-            let d = map.len() as u64;
-            let rows = finish(map, q.order, q.n, |id| {
-                Key::Country(countries.names.get(id as usize).map_or("", |s| s).into())
-            });
-            (rows, total, d, st)
+            rows(sums, q, |k| Key::Country(country_of(k)))
         }
         By::Interface => {
-            let (map, total, st) = aggregate(reader, q, enricher, |r, f, _| {
+            let sums = aggregate::<Map<(u128, u32)>, _>(reader, q, enricher, |r, f, _| {
                 let e = ip_bits(r.header.exporter.ip());
                 [f.in_if.map(|i| (e, i)), f.out_if.map(|i| (e, i))]
             })?;
-            let d = map.len() as u64;
-            let rows = finish(map, q.order, q.n, |(e, i)| Key::Interface(ip_of(e), i));
-            (rows, total, d, st)
+            rows(sums, q, |(e, i)| Key::Interface(ip_of(e), i))
         }
     };
     Ok((
@@ -502,20 +658,50 @@ mod tests {
 
     #[test]
     fn finish_keeps_ties_at_the_boundary_and_orders_them() {
-        let mut m: FxHashMap<u16, Counts> = FxHashMap::default();
-        for (p, b) in [(9u16, 5u64), (7, 5), (8, 5), (1, 9), (2, 1)] {
-            m.insert(
-                p,
-                Counts {
+        let m: Vec<(u16, Counts)> = [(9u16, 5u64), (7, 5), (8, 5), (1, 9), (2, 1)]
+            .into_iter()
+            .map(|(p, b)| {
+                let c = Counts {
                     bytes: b,
                     packets: 0,
                     flows: 1,
-                },
-            );
-        }
+                };
+                (p, c)
+            })
+            .collect();
         let r = finish(m, Order::Bytes, 3, Key::Port);
         let keys: Vec<Key> = r.into_iter().map(|r| r.key).collect();
         assert_eq!(keys, vec![Key::Port(1), Key::Port(7), Key::Port(8)]);
+    }
+
+    #[test]
+    fn tables_merge() {
+        let mut a: Dense<u16> = Dense::default();
+        let mut b: Dense<u16> = Dense::default();
+        a.slot(443).add(10, 1);
+        b.slot(443).add(5, 1);
+        b.slot(65535).add(1, 1);
+        a.merge(b);
+        let e = a.entries();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].0, 443);
+        assert_eq!((e[0].1.bytes, e[0].1.flows), (15, 2));
+        assert_eq!(e[1].0, 65535);
+        let mut h: FxHashMap<u32, Counts> = FxHashMap::default();
+        let mut g: FxHashMap<u32, Counts> = FxHashMap::default();
+        h.slot(1).add(1, 1);
+        g.slot(1).add(2, 2);
+        g.slot(2).add(3, 3);
+        h.merge(g);
+        let mut e = h.entries();
+        e.sort_by_key(|x| x.0);
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[0].1.bytes, e[0].1.packets, e[0].1.flows), (3, 3, 2));
+        assert_eq!(
+            country_of(country_key("SE")),
+            Box::<str>::from("SE"),
+            "country keys round-trip"
+        );
     }
 
     #[test]

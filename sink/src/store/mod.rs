@@ -109,7 +109,7 @@ use std::path::PathBuf;
 
 pub use error::StoreError;
 pub use format::FORMAT_VERSION;
-pub use reader::{ScanStats, StoreReader};
+pub use reader::{ScanStats, Shard, StoreReader};
 pub use retention::RetentionStats;
 pub use writer::StoreWriter;
 
