@@ -23,8 +23,8 @@
 //! - **ranking**: by the [`Order`] metric, largest first; ties by key, ascending.
 //!
 //! The local scan allocates nothing per record: keys are small fixed values (`u128`
-//! addresses, ports, AS numbers, country codes in 16 bytes) in one hash map, documents are
-//! never built, and GeoIP lookups (through the enricher's cache) happen only for `as` and
+//! addresses, AS numbers, country codes in 16 bytes) in one hash map, or an array indexed by
+//! the key for ports and protocols; documents are never built, and GeoIP lookups (through the enricher's cache) happen only for `as` and
 //! `country`. With `threads` > 1 each thread scans every n-th block of each segment
 //! ([`Shard`]) into its own map, and the maps are merged at the end.
 

@@ -8,7 +8,7 @@ use sluice_decode::record::spans_of;
 use sluice_decode::time::export_ns;
 use sluice_decode::Record;
 
-use super::block::{decode_block, DecodedBlock};
+use super::block::{decode_block_into, DecodedBlock};
 use super::error::StoreError;
 use super::format::{
     block_header_len, parse_block_header, parse_segment_header, segment_name, BLOCK_FIXED_LEN,
@@ -97,6 +97,8 @@ struct Scratch {
     payload: Vec<u8>,
     raw: Vec<u8>,
     spans: Vec<(u32, u32)>,
+    /// The block being emitted.
+    block: DecodedBlock,
     decompressor: zstd::bulk::Decompressor<'static>,
 }
 
@@ -153,6 +155,7 @@ impl StoreReader {
             payload: Vec::new(),
             raw: Vec::new(),
             spans: Vec::new(),
+            block: DecodedBlock::default(),
             decompressor: zstd::bulk::Decompressor::new().map_err(StoreError::Compression)?,
         };
         // Segment-level counts go to a throw-away copy on shards other than 0.
@@ -335,8 +338,8 @@ fn scan_segment<F: FnMut(&Record<'_>)>(
             st.blocks_corrupt += 1;
             continue;
         }
-        let block = match read_block(&h, s) {
-            Ok(b) => b,
+        match read_block(&h, s) {
+            Ok(()) => {}
             Err(StoreError::UnsupportedColumn(_)) => {
                 st.blocks_unsupported += 1;
                 continue;
@@ -347,11 +350,12 @@ fn scan_segment<F: FnMut(&Record<'_>)>(
             }
         };
         st.blocks_read += 1;
-        emit(&block, c.from_ns, c.to_ns, f, st, &mut s.spans);
+        emit(&s.block, c.from_ns, c.to_ns, f, st, &mut s.spans);
     }
 }
 
-fn read_block(h: &super::format::BlockHeader, s: &mut Scratch) -> Result<DecodedBlock, StoreError> {
+/// Decompresses and decodes the block in `s.payload` into `s.block`.
+fn read_block(h: &super::format::BlockHeader, s: &mut Scratch) -> Result<(), StoreError> {
     if h.flags & !BLOCK_ZSTD != 0 {
         // A compression or flag from a newer writer.
         return Err(StoreError::UnsupportedColumn(0));
@@ -368,12 +372,12 @@ fn read_block(h: &super::format::BlockHeader, s: &mut Scratch) -> Result<Decoded
                 "payload decompresses to another length",
             ));
         }
-        decode_block(h, &s.raw)
+        decode_block_into(h, &s.raw, &mut s.block)
     } else {
         if s.payload.len() != h.raw_len as usize {
             return Err(StoreError::Corrupt("raw payload length"));
         }
-        decode_block(h, &s.payload)
+        decode_block_into(h, &s.payload, &mut s.block)
     }
 }
 
