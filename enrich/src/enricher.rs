@@ -557,11 +557,7 @@ impl Enricher {
         out.nat_port = nat_port.filter(|&p| p != 0);
         out.geo = geo;
         out.asn = asn;
-        out.as_number = cache
-            .tables
-            .asn(asn)
-            .map(|r| r.number)
-            .or(record_as.filter(|&n| n != 0));
+        out.as_number = as_number(&cache.tables, asn, record_as);
         out.locality = canon.map(|c| c.1);
         canon.map(|(ip, loc)| self.zone(ip, loc))
     }
@@ -597,6 +593,35 @@ impl Enricher {
         let found = self.endpoints(cache, Some(a), Some(b));
         let t: &'c GeoTables = &cache.tables;
         found.map(|(c, (g, a))| (c.map_or(Locality::Public, |c| c.1), t.geo(g), t.asn(a)))
+    }
+
+    /// The sampling interval [`Enricher::enrich`] applies to a flow received from `exporter`
+    /// (the exporter's configured override, the record's own, then the scope's sampler
+    /// tables), and where it came from; `None` means unsampled (counts are kept as they are).
+    /// For callers that need only the scaled counters, without the rest of enrichment.
+    pub fn sampling(
+        &self,
+        cache: &mut CoreCache,
+        exporter: IpAddr,
+        flow: &Flow,
+        tables: Option<&ScopeTables>,
+    ) -> Option<(u32, SamplingSource)> {
+        let e = self.exporter(cache, exporter.to_canonical());
+        sampling_of(e, flow, tables)
+    }
+
+    /// The AS number and geolocation [`Enricher::enrich`] gives each end of a flow (source,
+    /// destination): the AS database's number, else the record's own non-zero AS; the City
+    /// database's record. For callers that group flows by AS or country without encoding
+    /// documents.
+    pub fn ends<'c>(&self, cache: &'c mut CoreCache, flow: &Flow) -> [EndInfo<'c>; 2] {
+        self.sync(cache);
+        let [s, d] = self.endpoints(cache, flow.src_ip, flow.dst_ip);
+        let t: &'c GeoTables = &cache.tables;
+        [(s, flow.src_as), (d, flow.dst_as)].map(|((_, (geo, asn)), record_as)| EndInfo {
+            as_number: as_number(t, asn, record_as),
+            geo: t.geo(geo),
+        })
     }
 
     /// Enriches one flow record. `flow` is `rec.flow()`; `tables` are the options tables of
@@ -691,34 +716,10 @@ impl Enricher {
             _ => None,
         };
 
-        // Sampling: config override, the record, the sampler table by id, the scope's
-        // id-less interval. An interval of 0 means "none given" at every step. Log events
-        // (firewall syslog, VPC Flow Logs) count every packet of what they describe: never
-        // scaled, whatever the exporter's NetFlow sampling.
-        let sampling = exporter
-            .and_then(|e| e.sampling_interval)
-            .filter(|&n| n > 0)
-            .map(|n| (n, SamplingSource::Config))
-            .or_else(|| {
-                flow.sampling_interval
-                    .filter(|&n| n > 0)
-                    .map(|n| (n, SamplingSource::Record))
-            })
-            .or_else(|| {
-                let t = tables?;
-                flow.sampler_id
-                    .and_then(|id| t.samplers.get(&id).copied())
-                    .filter(|&n| n > 0)
-                    .map(|n| (n, SamplingSource::Sampler))
-                    .or_else(|| {
-                        t.samplers
-                            .get(&u64::MAX)
-                            .copied()
-                            .filter(|&n| n > 0)
-                            .map(|n| (n, SamplingSource::Scope))
-                    })
-            });
-        let sampling = sampling.filter(|_| !rec.template.dialect.is_event());
+        // Log events (firewall syslog, VPC Flow Logs) count every packet of what they
+        // describe: never scaled, whatever the exporter's NetFlow sampling.
+        let sampling =
+            sampling_of(exporter, flow, tables).filter(|_| !rec.template.dialect.is_event());
         out.sampling_interval = sampling.map(|s| s.0);
         out.sampling_source = sampling.map(|s| s.1);
         let k = u64::from(out.sampling_interval.unwrap_or(1));
@@ -731,6 +732,55 @@ impl Enricher {
         interface(exporter, tables, flow.in_if, &mut out.in_if);
         interface(exporter, tables, flow.out_if, &mut out.out_if);
     }
+}
+
+/// What [`Enricher::ends`] gives for one end of a flow.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EndInfo<'c> {
+    /// AS number: the AS database's, else the record's own if non-zero.
+    pub as_number: Option<u32>,
+    /// Geolocation from the City/Country database.
+    pub geo: Option<&'c GeoInfo>,
+}
+
+/// An end's AS number: the AS database's record `asn`, else the record's own (IE 16/17) if
+/// non-zero (0 means "unknown" in NetFlow).
+fn as_number(t: &GeoTables, asn: u32, record_as: Option<u32>) -> Option<u32> {
+    t.asn(asn)
+        .map(|r| r.number)
+        .or(record_as.filter(|&n| n != 0))
+}
+
+/// Sampling: the exporter's config override, the record, the sampler table by id, the
+/// scope's id-less interval. An interval of 0 means "none given" at every step.
+fn sampling_of(
+    exporter: Option<&ExporterEntry>,
+    flow: &Flow,
+    tables: Option<&ScopeTables>,
+) -> Option<(u32, SamplingSource)> {
+    exporter
+        .and_then(|e| e.sampling_interval)
+        .filter(|&n| n > 0)
+        .map(|n| (n, SamplingSource::Config))
+        .or_else(|| {
+            flow.sampling_interval
+                .filter(|&n| n > 0)
+                .map(|n| (n, SamplingSource::Record))
+        })
+        .or_else(|| {
+            let t = tables?;
+            flow.sampler_id
+                .and_then(|id| t.samplers.get(&id).copied())
+                .filter(|&n| n > 0)
+                .map(|n| (n, SamplingSource::Sampler))
+                .or_else(|| {
+                    t.samplers
+                        .get(&u64::MAX)
+                        .copied()
+                        .filter(|&n| n > 0)
+                        .map(|n| (n, SamplingSource::Scope))
+                })
+        })
 }
 
 /// One database slot's reload check: `Some(db)` if a new version loaded.

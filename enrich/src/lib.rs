@@ -50,7 +50,9 @@ pub use cache::{CacheStats, CoreCache};
 pub use community_id::{community_id, CommunityId};
 pub use config::{EnrichConfig, ExporterConfig, InterfaceConfig};
 pub use direction::Side;
-pub use enricher::{Endpoint, Enriched, Enricher, EnricherStats, Interface, SamplingSource, Text};
+pub use enricher::{
+    EndInfo, Endpoint, Enriched, Enricher, EnricherStats, Interface, SamplingSource, Text,
+};
 pub use error::{DbKind, EnrichError};
 pub use geoip::{AsInfo, GeoInfo, GeoPoint, GeoTables};
 pub use locality::{locality, Locality, Prefix};

@@ -483,6 +483,47 @@ impl Default for Elasticsearch {
     }
 }
 
+/// One `[[forward]]` table: every datagram the listeners accept is also sent, unchanged, to
+/// another collector (see `forward.rs`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    /// Name used as the `target` metric label; default: the address.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where to send, `HOST:PORT` (an address, not a name).
+    pub address: SocketAddr,
+    /// Listeners (by name) whose datagrams are forwarded; empty: all of them.
+    #[serde(default)]
+    pub listeners: Vec<String>,
+    /// Send with the exporter's own source address and port (a raw socket: needs
+    /// CAP_NET_RAW); without the privilege, or when the families differ, datagrams go out
+    /// from Sluice's own address and that is logged and counted.
+    #[serde(default = "default_true")]
+    pub preserve_source: bool,
+    /// Datagrams queued for this target before receive threads start dropping (and counting)
+    /// them instead of waiting: `queue / 64` batches of up to 64 datagrams each.
+    #[serde(default = "default_forward_queue")]
+    pub queue: usize,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_forward_queue() -> usize {
+    16_384
+}
+
+impl Forward {
+    /// The metric label.
+    pub fn label(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| self.address.to_string())
+    }
+}
+
 /// `[metrics]`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -524,6 +565,9 @@ pub struct Config {
     /// Metrics endpoint.
     #[serde(default)]
     pub metrics: Metrics,
+    /// Collectors every received datagram is also sent to.
+    #[serde(default, rename = "forward")]
+    pub forwards: Vec<Forward>,
 }
 
 /// A configuration error with the file it came from.
@@ -667,6 +711,28 @@ impl Config {
                 return Err("elasticsearch.batch_docs: at least 1".into());
             }
         }
+        self.validate_forwards()
+    }
+
+    fn validate_forwards(&self) -> Result<(), String> {
+        for (i, f) in self.forwards.iter().enumerate() {
+            if f.address.ip().is_unspecified() || f.address.port() == 0 {
+                return Err(format!(
+                    "forward[{i}].address: a host and a port to send to"
+                ));
+            }
+            for l in &f.listeners {
+                if !self.listeners.iter().any(|x| &x.name == l) {
+                    return Err(format!("forward[{i}].listeners: no listener named {l:?}"));
+                }
+            }
+            if !(64..=1 << 24).contains(&f.queue) {
+                return Err(format!("forward[{i}].queue: 64 to 16777216 datagrams"));
+            }
+            if self.forwards[..i].iter().any(|o| o.label() == f.label()) {
+                return Err(format!("forward[{i}].name: {:?} is used twice", f.label()));
+            }
+        }
         Ok(())
     }
 
@@ -782,6 +848,31 @@ mod tests {
         )
         .expect_err("line too long for a record");
         assert!(e.0.contains("max_line"), "{e}");
+    }
+
+    #[test]
+    fn forwards() {
+        let c = Config::parse(
+            "[[forward]]\naddress = \"192.0.2.10:2055\"\n\n[[forward]]\nname = \"nfcapd\"\naddress = \"[2001:db8::1]:9995\"\nlisteners = [\"ipfix\"]\npreserve_source = false\nqueue = 1024\n",
+            "t",
+        )
+        .expect("parses");
+        assert_eq!(c.forwards.len(), 2);
+        assert!(c.forwards[0].preserve_source);
+        assert_eq!(c.forwards[0].queue, 16_384);
+        assert_eq!(c.forwards[0].label(), "192.0.2.10:2055");
+        assert_eq!(c.forwards[1].label(), "nfcapd");
+        assert!(Config::defaults().forwards.is_empty());
+        for (bad, key) in [
+            ("[[forward]]\naddress = \"0.0.0.0:2055\"\n", "forward[0].address"),
+            ("[[forward]]\naddress = \"192.0.2.1:2055\"\nlisteners = [\"nope\"]\n", "forward[0].listeners"),
+            ("[[forward]]\naddress = \"192.0.2.1:2055\"\nqueue = 1\n", "forward[0].queue"),
+            ("[[forward]]\naddress = \"192.0.2.1:2055\"\nspoof = true\n", "spoof"),
+            ("[[forward]]\naddress = \"192.0.2.1:2055\"\n[[forward]]\naddress = \"192.0.2.1:2055\"\n", "forward[1].name"),
+        ] {
+            let e = Config::parse(bad, "f.toml").expect_err(bad);
+            assert!(e.0.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -24,14 +24,18 @@ pub enum Source {
     Es,
 }
 
-/// The time arguments.
-#[derive(Clone, Debug)]
+/// The time arguments (of `dump` and `top`).
+#[derive(Clone, Debug, clap::Args)]
 pub struct Range {
-    /// --from.
+    /// Start (RFC 3339, or relative like -15m).
+    #[arg(long, allow_hyphen_values = true)]
     pub from: Option<String>,
-    /// --to.
+    /// End, exclusive (RFC 3339, relative, or now). Default: now.
+    #[arg(long, allow_hyphen_values = true)]
     pub to: Option<String>,
-    /// --last.
+    /// The last DURATION up to now (e.g. 15m, 2h); instead of --from/--to (`top` defaults to
+    /// 15m).
+    #[arg(long, conflicts_with = "from")]
     pub last: Option<String>,
 }
 
@@ -118,7 +122,7 @@ pub fn run(
 }
 
 /// `dump --source es`: the documents as the cluster holds them, read with a point in time and
-/// search_after, in @timestamp order.
+/// search_after, in @timestamp order; `--where` is sent as query DSL (`es::to_query`).
 pub fn run_es(
     cfg: &crate::config::Config,
     range: Range,
@@ -126,17 +130,22 @@ pub fn run_es(
     format: Format,
 ) -> Result<ExitCode> {
     use std::io::Write;
-    if filter.is_some() {
-        return Err(anyhow!(
-            "--where is not translated to an Elasticsearch query yet; use --source local, or filter in Kibana"
-        ));
-    }
     if format != Format::Ndjson {
         return Err(anyhow!("--source es prints NDJSON only"));
     }
+    let query = match &filter {
+        Some(f) => {
+            let parsed = Filter::parse(f).map_err(|e| anyhow!("--where {f:?}: {e}"))?;
+            Some(
+                sluice_sink::es::to_query(&parsed)
+                    .map_err(|e| anyhow!("--where {f:?} cannot be sent to Elasticsearch: {e}"))?,
+            )
+        }
+        None => None,
+    };
     let (from_ns, to_ns) = range.resolve()?;
     let es = crate::ship::es_config(cfg)?;
-    let docs = sluice_sink::es::dump(&es, from_ns, to_ns, None)
+    let docs = sluice_sink::es::dump(&es, from_ns, to_ns, query)
         .map_err(|e| anyhow!("Elasticsearch dump: {e}"))?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

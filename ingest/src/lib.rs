@@ -8,6 +8,7 @@ pub mod batch;
 pub mod config;
 pub mod decode_cmd;
 pub mod dump_cmd;
+pub mod forward;
 pub mod http;
 pub mod logs_cmd;
 pub mod metrics;
@@ -15,6 +16,7 @@ pub mod output;
 pub mod run;
 pub mod ship;
 pub mod syslog_rx;
+pub mod top_cmd;
 pub mod udp;
 
 /// Output formats of `decode` and `dump`.

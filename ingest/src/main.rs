@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use sluice_ingest::{config, decode_cmd, dump_cmd, logs_cmd, run, Format};
+use sluice_ingest::{config, decode_cmd, dump_cmd, logs_cmd, run, top_cmd, Format};
+use sluice_sink::top::{By, Order};
 
 /// Sluice: a NetFlow v5/v9, IPFIX collector that ships ECS documents.
 #[derive(Parser, Debug)]
@@ -33,15 +34,8 @@ enum Cmd {
     },
     /// Print stored flows for a time range.
     Dump {
-        /// Start (RFC 3339, or relative like -15m).
-        #[arg(long, allow_hyphen_values = true)]
-        from: Option<String>,
-        /// End, exclusive (RFC 3339, relative, or now). Default: now.
-        #[arg(long, allow_hyphen_values = true)]
-        to: Option<String>,
-        /// The last DURATION up to now (e.g. 15m, 2h); instead of --from/--to.
-        #[arg(long, conflicts_with = "from")]
-        last: Option<String>,
+        #[command(flatten)]
+        range: dump_cmd::Range,
         /// Filter, e.g. "src ip 10.0.0.0/8 and dst port 443 and not proto udp".
         #[arg(long = "where")]
         filter: Option<String>,
@@ -61,6 +55,49 @@ enum Cmd {
         /// Elasticsearch URL for --source es (default: the config's elasticsearch.urls).
         #[arg(long)]
         es: Option<String>,
+    },
+    /// The N largest talkers, conversations, ports, protocols, ASes, countries, exporters or
+    /// interfaces of a time range, by bytes, packets or flows.
+    Top {
+        /// What to group flows by: src, dst, conversation (source and destination), dport,
+        /// proto, as, country (either end's), exporter, interface (exporter and ifIndex, in
+        /// or out).
+        #[arg(long, default_value = "src", value_parser = str::parse::<By>)]
+        by: By,
+        /// What to rank by: bytes, packets (network.bytes/packets: sampling-scaled, both
+        /// directions of biflows) or flows.
+        #[arg(long, default_value = "bytes", value_parser = str::parse::<Order>)]
+        order: Order,
+        /// Rows to print.
+        #[arg(short = 'n', long = "limit", default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        range: dump_cmd::Range,
+        /// Filter, as for dump.
+        #[arg(long = "where")]
+        filter: Option<String>,
+        /// Where to read: the local store, or Elasticsearch/OpenSearch aggregations.
+        #[arg(long, value_enum, default_value_t = dump_cmd::Source::Local)]
+        source: dump_cmd::Source,
+        /// Elasticsearch URL for --source es (default: the config's elasticsearch.urls).
+        #[arg(long)]
+        es: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = top_cmd::TopFormat::Table)]
+        format: top_cmd::TopFormat,
+        /// Config file (store.data_dir, [enrich], [elasticsearch]).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Threads scanning the local store (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// How two-field keys are aggregated in Elasticsearch (multi_terms, or composite
+        /// pages on servers without it).
+        #[arg(long, value_enum, default_value_t = top_cmd::PairsArg::Auto, hide = true)]
+        es_aggregation: top_cmd::PairsArg,
     },
     /// Configuration: print the defaults or check a file.
     Config {
@@ -168,19 +205,32 @@ fn main() -> ExitCode {
     }
 }
 
-/// The config file (or the embedded defaults), with `--data-dir` applied.
-fn load_config(
-    path: Option<&std::path::Path>,
+/// The configuration of a command that reads flows back (`dump`, `top`): the file or the
+/// defaults, with `--data-dir` and `--es` applied.
+fn reader_config(
+    config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
+    es: Option<String>,
 ) -> Result<config::Config> {
-    let mut cfg = match path {
+    let mut cfg = match &config {
         Some(p) => config::Config::load(p)?,
         None => config::Config::defaults(),
     };
     if let Some(d) = data_dir {
         cfg.store.data_dir = d;
     }
+    if let Some(u) = es {
+        cfg.elasticsearch.urls = vec![u];
+    }
     Ok(cfg)
+}
+
+/// The config file (or the embedded defaults), with `--data-dir` applied.
+fn load_config(
+    path: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> Result<config::Config> {
+    reader_config(path.map(std::path::Path::to_path_buf), data_dir, None)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -194,9 +244,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Dump {
-            from,
-            to,
-            last,
+            range,
             filter,
             format,
             config,
@@ -204,11 +252,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             source,
             es,
         } => {
-            let mut cfg = load_config(config.as_deref(), data_dir)?;
-            if let Some(u) = es {
-                cfg.elasticsearch.urls = vec![u];
-            }
-            let range = dump_cmd::Range { from, to, last };
+            let cfg = reader_config(config, data_dir, es)?;
             match source {
                 dump_cmd::Source::Local => {
                     let enricher = run::enricher(&cfg.enrich)?;
@@ -216,6 +260,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 dump_cmd::Source::Es => dump_cmd::run_es(&cfg, range, filter, format),
             }
+        }
+        Cmd::Top {
+            by,
+            order,
+            limit,
+            range,
+            filter,
+            source,
+            es,
+            format,
+            config,
+            data_dir,
+            threads,
+            es_aggregation,
+        } => {
+            let cfg = reader_config(config, data_dir, es)?;
+            let args = top_cmd::Args {
+                by,
+                order,
+                n: limit,
+                range,
+                filter,
+                source,
+                format,
+                pairs: es_aggregation,
+                threads,
+            };
+            top_cmd::run(&cfg, args)
         }
         Cmd::Config { cmd } => match cmd {
             ConfigCmd::Default => {

@@ -72,6 +72,10 @@ pub struct Metrics {
     pub syslog_framing_errors: IntCounterVec,
     pub syslog_connections: IntGaugeVec,
     pub syslog_connections_accepted: IntCounterVec,
+    pub forward_datagrams: IntCounterVec,
+    pub forward_bytes: IntCounterVec,
+    pub forward_dropped: IntCounterVec,
+    pub forward_source_preserved: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -241,6 +245,10 @@ impl Metrics {
             syslog_framing_errors: counter_vec(&r, "sluice_syslog_framing_errors_total", "Syslog framing problems per listener: too_long (message cut at max_line), incomplete (connection closed inside an octet-counted message, kept), connection_limit (refused), tls (handshake or record errors), read_error.", &["listener", "reason"]),
             syslog_connections: gauge_vec(&r, "sluice_syslog_connections", "Syslog TCP/TLS connections open, per listener.", &["listener"]),
             syslog_connections_accepted: counter_vec(&r, "sluice_syslog_connections_total", "Syslog TCP/TLS connections accepted, per listener.", &["listener"]),
+            forward_datagrams: counter_vec(&r, "sluice_forward_datagrams_total", "Datagrams forwarded to another collector, by the source address they carry: exporter (the exporter's own, through a raw socket) or sluice (Sluice's address).", &["target", "source"]),
+            forward_bytes: counter_vec(&r, "sluice_forward_bytes_total", "UDP payload bytes forwarded.", &["target"]),
+            forward_dropped: counter_vec(&r, "sluice_forward_dropped_total", "Datagrams not forwarded, by reason: queue_full (the sender fell behind; receive threads never wait), send_error, truncated (cut by the receive buffer).", &["target", "reason"]),
+            forward_source_preserved: gauge_vec(&r, "sluice_forward_source_preserved", "1 when a forward target gets datagrams with the exporters' source addresses (raw socket, CAP_NET_RAW), 0 when from Sluice's own.", &["target"]),
             registry: r,
         }
     }

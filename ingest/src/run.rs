@@ -7,7 +7,9 @@
 //!   all workers and saved to `templates.bin` (see `sluice_decode::shared`);
 //! - the store thread: writes batches to the local store, flushes every `flush_interval`,
 //!   applies retention, saves the template registry, returns batches to their worker;
-//! - the HTTP thread for `/metrics` and `/healthz`.
+//! - the HTTP thread for `/metrics` and `/healthz`;
+//! - one sender thread per `[[forward]]` target, fed copies of the accepted datagrams
+//!   (`forward.rs`).
 //!
 //! Receive threads never block on the store: when its queue is full they drop the batch and
 //! count the records in `sluice_pipeline_dropped_records_total`.
@@ -197,6 +199,10 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
         None
     };
 
+    let names: Vec<String> = cfg.listeners.iter().map(|l| l.name.clone()).collect();
+    let forwarders = crate::forward::Forwarders::start(&cfg.forwards, &names, &metrics)
+        .context("starting forwarding")?;
+
     let (to_store, from_workers) = bounded::<Batch>(QUEUE_PER_WORKER * workers);
     let mut returns: Vec<ChanTx<Batch>> = Vec::new();
     let mut worker_threads = Vec::new();
@@ -220,6 +226,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
             stop: Arc::clone(&stop),
             to_store: to_store.clone(),
             free: ret_rx,
+            tee: forwarders.tee(),
         };
         worker_threads.push(
             std::thread::Builder::new()
@@ -293,6 +300,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
     for t in worker_threads.into_iter().chain(stream_threads) {
         let _ = t.join();
     }
+    forwarders.join();
     match store_thread.join() {
         Ok(Ok(n)) => log!("stopped; {n} records stored in this run"),
         Ok(Err(e)) => log!("store thread ended with an error: {e:#}"),
@@ -357,6 +365,8 @@ struct WorkerCtx {
     stop: Arc<AtomicBool>,
     to_store: ChanTx<Batch>,
     free: ChanRx<Batch>,
+    /// Copies of accepted datagrams for `[[forward]]` targets.
+    tee: crate::forward::Tee,
 }
 
 /// Counters a worker keeps locally and adds to the metric families about once a second.
@@ -439,6 +449,9 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                                 cells.denied[*li] += 1;
                                 continue;
                             }
+                            if !ctx.tee.is_empty() {
+                                ctx.tee.push(*li, dg.src, dg.payload, dg.truncated);
+                            }
                             if dg.truncated {
                                 cells.truncated[*li] += 1;
                                 continue;
@@ -500,6 +513,7 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
             // work. Waiting a quarter of a millisecond lets datagrams gather in the (large)
             // socket buffer so the next recvmmsg takes a full batch. Adds at most 0.25 ms of
             // latency; at idle the poll above sleeps instead.
+            ctx.tee.flush();
             if got_this_wake > 0 && got_this_wake < COALESCE_BELOW {
                 std::thread::sleep(COALESCE_WAIT);
             }

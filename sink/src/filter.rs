@@ -121,6 +121,11 @@ impl Filter {
         }
     }
 
+    /// The expression tree (for translations into other query languages).
+    pub(crate) fn root(&self) -> &Node {
+        &self.root
+    }
+
     /// Whether `flow`, received from `exporter`, satisfies the expression. Does not allocate.
     pub fn matches(&self, flow: &Flow, exporter: SocketAddr) -> bool {
         self.root.eval(flow, exporter.ip())
@@ -141,7 +146,7 @@ impl FromStr for Filter {
 /// Which end of the flow a primitive looks at. For interfaces `Src` is the input interface and
 /// `Dst` the output one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
+pub(crate) enum Side {
     Src,
     Dst,
     Either,
@@ -169,7 +174,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// An address prefix, kept as integers so that matching is a mask and a compare. `addr` has
 /// its host bits cleared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Net {
+pub(crate) enum Net {
     V4 { addr: u32, mask: u32 },
     V6 { addr: u128, mask: u128 },
 }
@@ -211,7 +216,7 @@ impl Net {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cmp {
+pub(crate) enum Cmp {
     Gt,
     Ge,
     Lt,
@@ -233,13 +238,13 @@ impl Cmp {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Counter {
+pub(crate) enum Counter {
     Bytes,
     Packets,
 }
 
 #[derive(Clone, Debug)]
-enum Node {
+pub(crate) enum Node {
     Any,
     Ip(Side, Net),
     Port(Side, u16, u16),

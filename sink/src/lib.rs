@@ -10,3 +10,4 @@ pub mod filter;
 pub mod schema;
 pub mod store;
 pub mod timefmt;
+pub mod top;

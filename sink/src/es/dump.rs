@@ -127,22 +127,13 @@ impl EsDump {
             .get(key)
             .and_then(Value::as_str)
             .ok_or_else(|| EsError::Protocol(format!("PIT answer has no {key}")))?;
-        // Millisecond bounds: @timestamp is a millisecond `date`; `lt` rounds up so that a
-        // sub-millisecond `to` still includes its millisecond.
-        let from_ms = q.from_ns.div_euclid(1_000_000);
-        let to_ms = q.to_ns.div_euclid(1_000_000) + i64::from(q.to_ns.rem_euclid(1_000_000) != 0);
-        let range = json!({"range": {"@timestamp": {"gte": from_ms, "lt": to_ms, "format": "epoch_millis"}}});
-        let mut filter = vec![range];
-        if let Some(extra) = &q.query {
-            filter.push(extra.clone());
-        }
         Ok(EsDump {
             client,
             flavor,
             pit: Some(pit.to_owned()),
             search_after: None,
             page: VecDeque::new(),
-            query: json!({"bool": {"filter": filter}}),
+            query: range_query(q.from_ns, q.to_ns, q.query.as_ref()),
             page_size: q.page_size,
             done: false,
         })
@@ -163,21 +154,7 @@ impl EsDump {
         if let Some(after) = &self.search_after {
             req["search_after"] = Value::Array(after.clone());
         }
-        let bytes = serde_json::to_vec(&req).map_err(|e| EsError::Protocol(e.to_string()))?;
-        let mut backoff = Backoff::new(
-            std::time::Duration::from_millis(200),
-            std::time::Duration::from_secs(5),
-            seed(),
-        );
-        let mut body = loop {
-            match self.client.json(Method::Post, "/_search", Some(&bytes)) {
-                Ok(b) => break b,
-                Err(e) if e.is_retryable() && backoff.attempts() < 5 => {
-                    std::thread::sleep(backoff.next_delay())
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let mut body = search(&self.client, "/_search", &req)?;
         let reply: SearchReply = simd_json::serde::from_slice(&mut body)
             .map_err(|e| EsError::Protocol(format!("search answer: {e}")))?;
         if let Some(id) = reply.pit_id {
@@ -210,6 +187,41 @@ impl EsDump {
             path,
             Some(super::client::Body::json(&bytes)),
         );
+    }
+}
+
+/// The documents of `[from_ns, to_ns)` that also match `extra`: a `bool` filter. Millisecond
+/// bounds: @timestamp is a millisecond `date`; `lt` rounds up so that a sub-millisecond `to`
+/// still includes its millisecond.
+pub(crate) fn range_query(from_ns: i64, to_ns: i64, extra: Option<&Value>) -> Value {
+    let from_ms = from_ns.div_euclid(1_000_000);
+    let to_ms = to_ns.div_euclid(1_000_000) + i64::from(to_ns.rem_euclid(1_000_000) != 0);
+    let range =
+        json!({"range": {"@timestamp": {"gte": from_ms, "lt": to_ms, "format": "epoch_millis"}}});
+    let mut filter = vec![range];
+    if let Some(extra) = extra {
+        filter.push(extra.clone());
+    }
+    json!({"bool": {"filter": filter}})
+}
+
+/// POSTs a search body to `path`, retrying connection errors, 429 and 5xx a few times with
+/// backoff; the answer body of a 2xx.
+pub(crate) fn search(client: &Client, path: &str, req: &Value) -> Result<Vec<u8>, EsError> {
+    let bytes = serde_json::to_vec(req).map_err(|e| EsError::Protocol(e.to_string()))?;
+    let mut backoff = Backoff::new(
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(5),
+        seed(),
+    );
+    loop {
+        match client.json(Method::Post, path, Some(&bytes)) {
+            Ok(b) => return Ok(b),
+            Err(e) if e.is_retryable() && backoff.attempts() < 5 => {
+                std::thread::sleep(backoff.next_delay())
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -40,17 +40,21 @@ mod deadletter;
 mod dump;
 mod error;
 mod metrics;
+mod query;
 mod retry;
 mod setup;
 mod sink;
 mod spool;
+mod top;
 
 pub use batch::id_hex;
 pub use config::{Auth, EsConfig, ENV_API_KEY, ENV_PASSWORD, ENV_USERNAME};
 pub use dump::{dump, DumpQuery, EsDump};
 pub use error::{is_retryable_status, EsError, Full, Side};
 pub use metrics::{EsStats, Flavor, LatencyHistogram, LATENCY_BOUNDS};
+pub use query::to_query;
 pub use sink::EsSink;
+pub use top::{top, EsTopQuery, PairStrategy, COMPOSITE_MAX_BUCKETS};
 
 /// One document to index.
 #[derive(Clone, Copy, Debug)]

@@ -1,5 +1,5 @@
 //! One block: records buffered column by column ([`BlockBuilder`]), sealed into a framed,
-//! compressed block, and decoded back ([`decode_block`]).
+//! compressed block, and decoded back ([`decode_block_into`]).
 //!
 //! Why columns: records of one datagram share their export header and usually their template,
 //! so both become small tables referenced by index; and record bytes are regrouped field by
@@ -537,9 +537,25 @@ fn optional<T: Copy>(
     Ok(out)
 }
 
-/// Decodes an uncompressed, checksummed payload. Every inconsistency is `Corrupt` (or
-/// `UnsupportedColumn`); nothing here panics or allocates more than the payload justifies.
+/// Decodes an uncompressed, checksummed payload into a new [`DecodedBlock`] (tests; scans
+/// use [`decode_block_into`]).
+#[cfg(test)]
 pub fn decode_block(h: &BlockHeader, raw: &[u8]) -> Result<DecodedBlock, StoreError> {
+    let mut out = DecodedBlock::default();
+    decode_block_into(h, raw, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes an uncompressed, checksummed payload into `out`, reusing its buffers (a scan
+/// decodes block after block into one, so the large record and row tables are not
+/// allocated, and on Linux mapped and unmapped, for every block). Every inconsistency is
+/// `Corrupt` (or `UnsupportedColumn`); nothing here panics or allocates more than the
+/// payload justifies. After an error `out` holds a partial block: do not use it.
+pub fn decode_block_into(
+    h: &BlockHeader,
+    raw: &[u8],
+    out: &mut DecodedBlock,
+) -> Result<(), StoreError> {
     let cols = Columns::split(h, raw)?;
     let mut meta = Cursor::new(cols.need(col::META)?);
     let n_headers = meta.varint()?;
@@ -561,7 +577,9 @@ pub fn decode_block(h: &BlockHeader, raw: &[u8]) -> Result<DecodedBlock, StoreEr
     let (n_headers, n_templates, n_records) =
         (n_headers as usize, n_templates as usize, n_records as usize);
 
-    let mut templates = Vec::with_capacity(n_templates);
+    let templates = &mut out.templates;
+    templates.clear();
+    templates.reserve(n_templates);
     let mut tc = Cursor::new(cols.need(col::TEMPLATES)?);
     for _ in 0..n_templates {
         // The decoder never compiles templates above MAX_FIELDS fields (its Limits); a
@@ -579,14 +597,16 @@ pub fn decode_block(h: &BlockHeader, raw: &[u8]) -> Result<DecodedBlock, StoreEr
         templates.push(t);
     }
 
-    let headers = decode_headers(&cols, n_headers)?;
+    out.headers = decode_headers(&cols, n_headers)?;
 
     let mut rh = Cursor::new(cols.need(col::R_HEADER)?);
     let mut rt = Cursor::new(cols.need(col::R_TEMPLATE)?);
     let mut rl = Cursor::new(cols.need(col::R_LENGTH)?);
     let sysinit = cols.get(col::R_SYSINIT);
     let mut rs = sysinit.map(Cursor::new);
-    let mut records = Vec::with_capacity(n_records);
+    let records = &mut out.records;
+    records.clear();
+    records.reserve(n_records);
     let mut prev_header = 0i64;
     let mut prev_init: Option<i64> = None;
     let mut total = 0u64;
@@ -629,13 +649,7 @@ pub fn decode_block(h: &BlockHeader, raw: &[u8]) -> Result<DecodedBlock, StoreEr
     if total > data.len() as u64 {
         return Err(StoreError::Corrupt("record lengths above the data column"));
     }
-    let rows = ungroup(data, &records, n_templates, total as usize)?;
-    Ok(DecodedBlock {
-        headers,
-        templates,
-        records,
-        rows,
-    })
+    ungroup(data, records, n_templates, total as usize, &mut out.rows)
 }
 
 fn decode_headers(cols: &Columns<'_>, n: usize) -> Result<Vec<ExportHeader>, StoreError> {
@@ -685,18 +699,20 @@ fn decode_headers(cols: &Columns<'_>, n: usize) -> Result<Vec<ExportHeader>, Sto
         .collect())
 }
 
-/// Undoes the R_DATA grouping: returns every record's bytes in record order.
+/// Undoes the R_DATA grouping: puts every record's bytes in record order into `rows`.
 fn ungroup(
     data: &[u8],
     records: &[RecordSlot],
     n_templates: usize,
     total: usize,
-) -> Result<Vec<u8>, StoreError> {
+    rows: &mut Vec<u8>,
+) -> Result<(), StoreError> {
     let mut members: Vec<Vec<u32>> = vec![Vec::new(); n_templates];
     for (i, r) in records.iter().enumerate() {
         members[r.template as usize].push(i as u32);
     }
-    let mut rows = vec![0u8; total];
+    rows.clear();
+    rows.resize(total, 0);
     let mut c = Cursor::new(data);
     for recs in &members {
         if recs.is_empty() {
@@ -743,7 +759,7 @@ fn ungroup(
                 let mut fo = 0usize;
                 for w in widths {
                     let src = c.take(w.saturating_mul(recs.len()))?;
-                    scatter(src, &mut rows, &starts, fo, w);
+                    scatter(src, rows, &starts, fo, w);
                     fo += w;
                 }
             }
@@ -753,7 +769,7 @@ fn ungroup(
     if !c.rest().is_empty() {
         return Err(StoreError::Corrupt("bytes after the last data group"));
     }
-    Ok(rows)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ use std::path::PathBuf;
 pub use ages::RecordAges;
 pub use error::StoreError;
 pub use format::FORMAT_VERSION;
-pub use reader::{ScanStats, StoreReader};
+pub use reader::{ScanStats, Shard, StoreReader};
 pub use retention::RetentionStats;
 pub use writer::StoreWriter;
 

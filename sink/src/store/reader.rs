@@ -8,7 +8,7 @@ use sluice_decode::record::spans_of;
 use sluice_decode::time::export_ns;
 use sluice_decode::Record;
 
-use super::block::{decode_block, DecodedBlock};
+use super::block::{decode_block_into, DecodedBlock};
 use super::error::StoreError;
 use super::format::{
     block_header_len, parse_block_header, parse_segment_header, segment_name, BLOCK_FIXED_LEN,
@@ -53,6 +53,25 @@ pub struct ScanStats {
     pub records_skipped: u64,
 }
 
+impl ScanStats {
+    /// Adds every counter of `o` (merging the stats of shards).
+    pub fn add(&mut self, o: &ScanStats) {
+        self.partitions += o.partitions;
+        self.segments += o.segments;
+        self.blocks_read += o.blocks_read;
+        self.blocks_pruned += o.blocks_pruned;
+        self.blocks_corrupt += o.blocks_corrupt;
+        self.blocks_unsupported += o.blocks_unsupported;
+        self.torn_tails += o.torn_tails;
+        self.torn_bytes += o.torn_bytes;
+        self.segments_corrupt += o.segments_corrupt;
+        self.segments_unsupported += o.segments_unsupported;
+        self.segments_vanished += o.segments_vanished;
+        self.records += o.records;
+        self.records_skipped += o.records_skipped;
+    }
+}
+
 /// Reads a store directory. Holds nothing open between scans.
 #[derive(Clone, Debug)]
 pub struct StoreReader {
@@ -78,6 +97,8 @@ struct Scratch {
     payload: Vec<u8>,
     raw: Vec<u8>,
     spans: Vec<(u32, u32)>,
+    /// The block being emitted.
+    block: DecodedBlock,
     decompressor: zstd::bulk::Decompressor<'static>,
 }
 
@@ -105,9 +126,28 @@ impl StoreReader {
         &self,
         from_ns: i64,
         to_ns: i64,
+        f: F,
+    ) -> Result<ScanStats, StoreError> {
+        self.scan_shard(Shard::ALL, from_ns, to_ns, f)
+    }
+
+    /// [`StoreReader::scan`] of one shard: of every segment, only the blocks whose position
+    /// in the segment is `shard.index` modulo `shard.count`. Scanning each of `count` shards
+    /// (on as many threads) visits every block once, in about equal parts. Segment-level
+    /// counts (partitions, segments, torn tails, bad segment headers) are made by shard 0
+    /// only, so the shards' stats add up to one scan's.
+    pub fn scan_shard<F: FnMut(&Record<'_>)>(
+        &self,
+        shard: Shard,
+        from_ns: i64,
+        to_ns: i64,
         mut f: F,
     ) -> Result<ScanStats, StoreError> {
         let mut st = ScanStats::default();
+        let shard = Shard {
+            count: shard.count.max(1),
+            index: shard.index % shard.count.max(1),
+        };
         if from_ns >= to_ns {
             return Ok(st);
         }
@@ -115,39 +155,93 @@ impl StoreReader {
             payload: Vec::new(),
             raw: Vec::new(),
             spans: Vec::new(),
+            block: DecodedBlock::default(),
             decompressor: zstd::bulk::Decompressor::new().map_err(StoreError::Compression)?,
         };
+        // Segment-level counts go to a throw-away copy on shards other than 0.
+        let mut seg_st = ScanStats::default();
         for (name, _) in list_partitions(&self.dir)? {
             st.partitions += 1;
             let pdir = self.dir.join(&name);
             for (seq, _) in list_segments(&pdir)? {
                 let path = pdir.join(segment_name(seq));
-                scan_segment(&path, from_ns, to_ns, &mut f, &mut st, &mut scratch)?;
+                let segment_stats = if shard.index == 0 {
+                    &mut st
+                } else {
+                    &mut seg_st
+                };
+                let mut ctx = ScanCtx {
+                    from_ns,
+                    to_ns,
+                    shard,
+                    seg: segment_stats,
+                    scratch: &mut scratch,
+                };
+                let mut blocks = ScanStats::default();
+                scan_segment(&path, &mut ctx, &mut f, &mut blocks)?;
+                add_block_stats(&mut st, &blocks);
             }
+        }
+        if shard.index != 0 {
+            st.partitions = 0;
         }
         Ok(st)
     }
 }
 
-fn scan_segment<F: FnMut(&Record<'_>)>(
-    path: &Path,
+/// Which blocks a scan reads: of each segment, those at positions `index` modulo `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, below `count`.
+    pub index: usize,
+    /// Shards in all.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Every block.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+}
+
+/// One scan's settings and segment-level counters, passed down to each segment.
+struct ScanCtx<'a> {
     from_ns: i64,
     to_ns: i64,
+    shard: Shard,
+    /// Where segment-level events are counted.
+    seg: &'a mut ScanStats,
+    scratch: &'a mut Scratch,
+}
+
+/// Adds the block- and record-level counters of `b` to `st`.
+fn add_block_stats(st: &mut ScanStats, b: &ScanStats) {
+    st.blocks_read += b.blocks_read;
+    st.blocks_pruned += b.blocks_pruned;
+    st.blocks_corrupt += b.blocks_corrupt;
+    st.blocks_unsupported += b.blocks_unsupported;
+    st.records += b.records;
+    st.records_skipped += b.records_skipped;
+}
+
+/// Scans one segment: segment-level events are counted in `c.seg`, block- and record-level
+/// ones in `st`.
+fn scan_segment<F: FnMut(&Record<'_>)>(
+    path: &Path,
+    c: &mut ScanCtx<'_>,
     f: &mut F,
     st: &mut ScanStats,
-    s: &mut Scratch,
 ) -> Result<(), StoreError> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            st.segments_vanished += 1;
+            c.seg.segments_vanished += 1;
             return Ok(());
         }
         Err(e) => return Err(e.into()),
     };
     let mut file_len = file.metadata()?.len();
     let mut r = BufReader::with_capacity(READ_BUFFER, file);
-    st.segments += 1;
+    c.seg.segments += 1;
 
     let mut head = [0u8; SEGMENT_HEADER_LEN];
     let got = read_full(&mut r, &mut head)?;
@@ -156,18 +250,18 @@ fn scan_segment<F: FnMut(&Record<'_>)>(
         return Ok(());
     }
     if got < SEGMENT_HEADER_LEN {
-        st.torn_tails += 1;
-        st.torn_bytes += got as u64;
+        c.seg.torn_tails += 1;
+        c.seg.torn_bytes += got as u64;
         return Ok(());
     }
     let mut pos = match parse_segment_header(&head) {
         Ok(first_block) => first_block,
         Err(StoreError::UnsupportedVersion(_)) => {
-            st.segments_unsupported += 1;
+            c.seg.segments_unsupported += 1;
             return Ok(());
         }
         Err(_) => {
-            st.segments_corrupt += 1;
+            c.seg.segments_corrupt += 1;
             return Ok(());
         }
     };
@@ -177,6 +271,8 @@ fn scan_segment<F: FnMut(&Record<'_>)>(
     }
 
     let mut hbuf = Vec::with_capacity(256);
+    // Position of the block in the segment, for sharding.
+    let mut ordinal = 0usize;
     loop {
         let torn = |st: &mut ScanStats, pos: u64, len: u64| {
             st.torn_tails += 1;
@@ -188,23 +284,23 @@ fn scan_segment<F: FnMut(&Record<'_>)>(
             return Ok(());
         }
         if got < BLOCK_FIXED_LEN {
-            torn(st, pos, pos + got as u64);
+            torn(c.seg, pos, pos + got as u64);
             return Ok(());
         }
         let Ok(header_len) = block_header_len(&hbuf) else {
-            torn(st, pos, file_len.max(pos + got as u64));
+            torn(c.seg, pos, file_len.max(pos + got as u64));
             return Ok(());
         };
         hbuf.resize(header_len, 0);
         let got = read_full(&mut r, &mut hbuf[BLOCK_FIXED_LEN..])?;
         if got < header_len - BLOCK_FIXED_LEN {
-            torn(st, pos, pos + (BLOCK_FIXED_LEN + got) as u64);
+            torn(c.seg, pos, pos + (BLOCK_FIXED_LEN + got) as u64);
             return Ok(());
         }
         let Ok(h) = parse_block_header(&hbuf) else {
             // The header checksum failed, so its lengths cannot be trusted: nothing after it
             // can be found. A crash mid-write or garbage appended looks like this.
-            torn(st, pos, file_len.max(pos + header_len as u64));
+            torn(c.seg, pos, file_len.max(pos + header_len as u64));
             return Ok(());
         };
         let end = pos + h.total_len();
@@ -212,22 +308,27 @@ fn scan_segment<F: FnMut(&Record<'_>)>(
             // The writer may have appended since we looked at the length.
             file_len = r.get_ref().metadata()?.len();
             if end > file_len {
-                torn(st, pos, file_len);
+                torn(c.seg, pos, file_len);
                 return Ok(());
             }
         }
         let payload_len = h.payload_len as usize;
-        if h.records == 0 || h.max_ts < from_ns || h.min_ts >= to_ns {
-            st.blocks_pruned += 1;
+        let mine = ordinal % c.shard.count == c.shard.index;
+        ordinal += 1;
+        if !mine || h.records == 0 || h.max_ts < c.from_ns || h.min_ts >= c.to_ns {
+            if mine {
+                st.blocks_pruned += 1;
+            }
             r.seek_relative(i64::from(h.payload_len))?;
             pos = end;
             continue;
         }
+        let s = &mut *c.scratch;
         s.payload.resize(payload_len, 0);
         let got = read_full(&mut r, &mut s.payload)?;
         if got < payload_len {
             // The file was cut between our length check and the read.
-            torn(st, pos, pos + (header_len + got) as u64);
+            torn(c.seg, pos, pos + (header_len + got) as u64);
             return Ok(());
         }
         pos = end;
@@ -237,8 +338,8 @@ fn scan_segment<F: FnMut(&Record<'_>)>(
             st.blocks_corrupt += 1;
             continue;
         }
-        let block = match read_block(&h, s) {
-            Ok(b) => b,
+        match read_block(&h, s) {
+            Ok(()) => {}
             Err(StoreError::UnsupportedColumn(_)) => {
                 st.blocks_unsupported += 1;
                 continue;
@@ -249,11 +350,12 @@ fn scan_segment<F: FnMut(&Record<'_>)>(
             }
         };
         st.blocks_read += 1;
-        emit(&block, from_ns, to_ns, f, st, &mut s.spans);
+        emit(&s.block, c.from_ns, c.to_ns, f, st, &mut s.spans);
     }
 }
 
-fn read_block(h: &super::format::BlockHeader, s: &mut Scratch) -> Result<DecodedBlock, StoreError> {
+/// Decompresses and decodes the block in `s.payload` into `s.block`.
+fn read_block(h: &super::format::BlockHeader, s: &mut Scratch) -> Result<(), StoreError> {
     if h.flags & !BLOCK_ZSTD != 0 {
         // A compression or flag from a newer writer.
         return Err(StoreError::UnsupportedColumn(0));
@@ -270,12 +372,12 @@ fn read_block(h: &super::format::BlockHeader, s: &mut Scratch) -> Result<Decoded
                 "payload decompresses to another length",
             ));
         }
-        decode_block(h, &s.raw)
+        decode_block_into(h, &s.raw, &mut s.block)
     } else {
         if s.payload.len() != h.raw_len as usize {
             return Err(StoreError::Corrupt("raw payload length"));
         }
-        decode_block(h, &s.payload)
+        decode_block_into(h, &s.payload, &mut s.block)
     }
 }
 

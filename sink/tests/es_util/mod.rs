@@ -23,6 +23,8 @@
 
 #![allow(dead_code)]
 
+pub mod osmem;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

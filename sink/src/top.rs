@@ -1,0 +1,728 @@
+//! Top-N: flows of a time range grouped by a key (source address, conversation, port, AS ...),
+//! bytes, packets and flows summed per key, the N largest kept. [`top_local`] reads the local
+//! store; `es::top` asks Elasticsearch/OpenSearch for the same table with aggregations.
+//!
+//! Both answer the same question, so their tables agree on the same flows:
+//! - **bytes, packets** are what documents hold as `network.bytes` / `network.packets`: forward
+//!   plus reverse counts (biflows), scaled by the sampling interval as enrichment does it (the
+//!   exporter's configured override, else the record's own interval). The local store applies
+//!   enrichment as it reads, without the exporters' sampler tables (as `sluice dump` does);
+//!   documents shipped live had them;
+//! - **flows** is the number of flow records (options records are not flows);
+//! - **keys** ([`By`]): `src`/`dst` address, `conversation` (the ordered source, destination
+//!   pair: A to B and B to A are two rows), `dport` (destination port), `proto` (IP protocol
+//!   number), `as` and `country` (of either end: GeoIP, with the record's own AS as fallback
+//!   for `as`), `exporter` (its address, any port), `interface` (exporter address and ifIndex,
+//!   input or output). IPv4-mapped IPv6 addresses count as the IPv4 address, as
+//!   Elasticsearch's `ip` type does;
+//! - **either-end keys** (`as`, `country`, `interface`): a flow counts once toward each
+//!   distinct key among its two ends (once when both ends share it), so their percentages can
+//!   add up to more than 100 %;
+//! - a flow without the key (no ports for `dport`, no GeoIP answer for `country`) is in the
+//!   totals but under no key;
+//! - **ranking**: by the [`Order`] metric, largest first; ties by key, ascending.
+//!
+//! The local scan allocates nothing per record: keys are small fixed values (`u128`
+//! addresses, AS numbers, country codes in 16 bytes) in one hash map, or an array indexed by
+//! the key for ports and protocols; documents are never built, and GeoIP lookups (through the enricher's cache) happen only for `as` and
+//! `country`. With `threads` > 1 each thread scans every n-th block of each segment
+//! ([`Shard`]) into its own map, and the maps are merged at the end.
+
+use std::fmt;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
+use std::str::FromStr;
+
+use rustc_hash::FxHashMap;
+use sluice_decode::{Flow, Record};
+use sluice_enrich::{CoreCache, Enricher};
+
+use crate::filter::Filter;
+use crate::store::{ScanStats, Shard, StoreError, StoreReader};
+
+/// What flows are grouped by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum By {
+    /// Source address.
+    Src,
+    /// Destination address.
+    Dst,
+    /// Source and destination address, in that order.
+    Conversation,
+    /// Destination port.
+    Dport,
+    /// IP protocol number.
+    Proto,
+    /// AS number of either end.
+    As,
+    /// Country (ISO code) of either end.
+    Country,
+    /// Exporter address.
+    Exporter,
+    /// Exporter address and interface index, input or output.
+    Interface,
+}
+
+impl By {
+    /// Every grouping, in the order the command line lists them.
+    pub const ALL: [By; 9] = [
+        By::Src,
+        By::Dst,
+        By::Conversation,
+        By::Dport,
+        By::Proto,
+        By::As,
+        By::Country,
+        By::Exporter,
+        By::Interface,
+    ];
+
+    /// The command-line name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            By::Src => "src",
+            By::Dst => "dst",
+            By::Conversation => "conversation",
+            By::Dport => "dport",
+            By::Proto => "proto",
+            By::As => "as",
+            By::Country => "country",
+            By::Exporter => "exporter",
+            By::Interface => "interface",
+        }
+    }
+
+    /// Whether a flow counts toward the key of each of its ends.
+    pub const fn either_end(self) -> bool {
+        matches!(self, By::As | By::Country | By::Interface)
+    }
+}
+
+impl fmt::Display for By {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for By {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<By, String> {
+        By::ALL
+            .into_iter()
+            .find(|b| b.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<&str> = By::ALL.iter().map(|b| b.as_str()).collect();
+                format!("unknown grouping {s:?}: one of {}", names.join(", "))
+            })
+    }
+}
+
+/// Which metric ranks the keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// `network.bytes`.
+    Bytes,
+    /// `network.packets`.
+    Packets,
+    /// Flow records.
+    Flows,
+}
+
+impl Order {
+    /// Every order.
+    pub const ALL: [Order; 3] = [Order::Bytes, Order::Packets, Order::Flows];
+
+    /// The command-line name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Order::Bytes => "bytes",
+            Order::Packets => "packets",
+            Order::Flows => "flows",
+        }
+    }
+}
+
+impl FromStr for Order {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Order, String> {
+        Order::ALL
+            .into_iter()
+            .find(|o| o.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown order {s:?}: one of bytes, packets, flows"))
+    }
+}
+
+impl fmt::Display for Order {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Summed counters of a key (or of everything).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Bytes (`network.bytes`).
+    pub bytes: u64,
+    /// Packets (`network.packets`).
+    pub packets: u64,
+    /// Flow records.
+    pub flows: u64,
+}
+
+impl Counts {
+    #[inline]
+    fn add(&mut self, bytes: u64, packets: u64) {
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.packets = self.packets.saturating_add(packets);
+        self.flows += 1;
+    }
+
+    /// The metric `order` ranks by.
+    #[inline]
+    pub fn get(&self, order: Order) -> u64 {
+        match order {
+            Order::Bytes => self.bytes,
+            Order::Packets => self.packets,
+            Order::Flows => self.flows,
+        }
+    }
+}
+
+/// One key of a table. Ordered (for ties) by variant, then value; addresses IPv4 before IPv6.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    /// An address (`src`, `dst`, `exporter`).
+    Ip(IpAddr),
+    /// Source and destination (`conversation`).
+    Pair(IpAddr, IpAddr),
+    /// A port (`dport`).
+    Port(u16),
+    /// An IP protocol number (`proto`).
+    Proto(u8),
+    /// An AS number (`as`).
+    As(u32),
+    /// A country ISO code (`country`).
+    Country(Box<str>),
+    /// Exporter address and interface index (`interface`).
+    Interface(IpAddr, u32),
+}
+
+/// One row of a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// The key.
+    pub key: Key,
+    /// Its counters.
+    pub counts: Counts,
+}
+
+/// A top-N table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Top {
+    /// Grouping.
+    pub by: By,
+    /// Ranking metric.
+    pub order: Order,
+    /// At most N rows, ranked.
+    pub rows: Vec<Row>,
+    /// Every matching flow of the range, with or without a key.
+    pub total: Counts,
+    /// Distinct keys seen, when known exactly (the local store).
+    pub distinct: Option<u64>,
+}
+
+/// Ranks rows: the metric, largest first, then the key ascending; keeps `n`.
+pub fn rank(mut rows: Vec<Row>, order: Order, n: usize) -> Vec<Row> {
+    rows.sort_unstable_by(|a, b| {
+        b.counts
+            .get(order)
+            .cmp(&a.counts.get(order))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    rows.truncate(n);
+    rows
+}
+
+/// An address as 128 bits, IPv4 (and IPv4-mapped IPv6) as `::ffff:a.b.c.d`: one key per
+/// address whichever way it was written.
+#[inline]
+pub fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// The address of [`ip_bits`], IPv4-mapped given back as IPv4.
+#[inline]
+pub fn ip_of(bits: u128) -> IpAddr {
+    Ipv6Addr::from(bits).to_canonical()
+}
+
+/// `network.bytes` of a flow: forward plus reverse, scaled by `k` (0 without either).
+#[inline]
+fn scaled(fwd: Option<u64>, rev: Option<u64>, k: u64) -> u64 {
+    let f = fwd.map_or(0, |v| v.saturating_mul(k));
+    let r = rev.map_or(0, |v| v.saturating_mul(k));
+    f.saturating_add(r)
+}
+
+/// A local top-N query.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalQuery<'a> {
+    /// Start of the @timestamp range, ns since the epoch, inclusive.
+    pub from_ns: i64,
+    /// End, exclusive.
+    pub to_ns: i64,
+    /// Only flows matching this.
+    pub filter: Option<&'a Filter>,
+    /// Grouping.
+    pub by: By,
+    /// Ranking.
+    pub order: Order,
+    /// Rows to keep.
+    pub n: usize,
+    /// Threads scanning the store (each takes every `threads`-th block of each segment);
+    /// 0 or 1: the calling thread alone.
+    pub threads: usize,
+}
+
+/// What one record contributes: up to two keys (the second only for either-end groupings).
+type Keys<K> = [Option<K>; 2];
+
+/// Where a scan sums per key: a hash map, or for keys of at most 16 bits a dense array
+/// indexed by the key (one memory access per record, no hashing).
+trait Table: Default + Send {
+    type K: Copy + Eq;
+    /// The sums of `k`, created empty.
+    fn slot(&mut self, k: Self::K) -> &mut Counts;
+    /// Adds `o`'s sums into this table.
+    fn merge(&mut self, o: Self);
+    /// Keys seen and their sums.
+    fn entries(self) -> Vec<(Self::K, Counts)>;
+}
+
+impl<K: Copy + Eq + Hash + Send> Table for FxHashMap<K, Counts> {
+    type K = K;
+
+    #[inline]
+    fn slot(&mut self, k: K) -> &mut Counts {
+        self.entry(k).or_default()
+    }
+
+    fn merge(&mut self, o: Self) {
+        // The smaller map goes into the larger.
+        let small = if o.len() > self.len() {
+            std::mem::replace(self, o)
+        } else {
+            o
+        };
+        for (k, c) in small {
+            self.entry(k).or_default().merge(&c);
+        }
+    }
+
+    fn entries(self) -> Vec<(K, Counts)> {
+        self.into_iter().collect()
+    }
+}
+
+/// Keys small enough to index an array.
+trait SmallKey: Copy + Eq + Send + Into<usize> + TryFrom<usize> {
+    /// Distinct values.
+    const SPAN: usize;
+}
+
+impl SmallKey for u8 {
+    const SPAN: usize = 1 << 8;
+}
+
+impl SmallKey for u16 {
+    const SPAN: usize = 1 << 16;
+}
+
+/// Sums indexed by a small key; allocated at the first record.
+struct Dense<K> {
+    sums: Vec<Counts>,
+    _key: std::marker::PhantomData<K>,
+}
+
+impl<K> Default for Dense<K> {
+    fn default() -> Self {
+        Dense {
+            sums: Vec::new(),
+            _key: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K: SmallKey> Table for Dense<K> {
+    type K = K;
+
+    #[inline]
+    fn slot(&mut self, k: K) -> &mut Counts {
+        if self.sums.is_empty() {
+            self.sums = vec![Counts::default(); K::SPAN];
+        }
+        let i: usize = k.into();
+        // `i` < SPAN by the key's type; the fallback keeps a bug from becoming a panic.
+        let last = self.sums.len() - 1;
+        &mut self.sums[i.min(last)]
+    }
+
+    fn merge(&mut self, o: Self) {
+        if self.sums.is_empty() {
+            self.sums = o.sums;
+            return;
+        }
+        for (a, b) in self.sums.iter_mut().zip(&o.sums) {
+            a.merge(b);
+        }
+    }
+
+    fn entries(self) -> Vec<(K, Counts)> {
+        self.sums
+            .into_iter()
+            .enumerate()
+            .filter(|(_, c)| c.flows > 0)
+            .filter_map(|(i, c)| K::try_from(i).ok().map(|k| (k, c)))
+            .collect()
+    }
+}
+
+/// Sums counters per key over one shard of the store. `keys` gives a record's keys.
+fn aggregate_shard<T, F>(
+    reader: &StoreReader,
+    q: &LocalQuery<'_>,
+    shard: Shard,
+    enricher: &Enricher,
+    keys: &F,
+) -> Result<Partial<T>, StoreError>
+where
+    T: Table,
+    F: Fn(&Record<'_>, &Flow, &mut CoreCache) -> Keys<T::K>,
+{
+    let mut table = T::default();
+    let mut total = Counts::default();
+    let mut cache = enricher.cache();
+    let stats = reader.scan_shard(shard, q.from_ns, q.to_ns, |r| {
+        if r.template.options {
+            return;
+        }
+        let flow = r.flow();
+        if let Some(f) = q.filter {
+            if !f.matches(&flow, r.header.exporter) {
+                return;
+            }
+        }
+        let k = enricher
+            .sampling(&mut cache, r.header.exporter.ip(), &flow, None)
+            .map_or(1, |s| u64::from(s.0));
+        let bytes = scaled(flow.bytes, flow.rev_bytes, k);
+        let packets = scaled(flow.packets, flow.rev_packets, k);
+        total.add(bytes, packets);
+        let [a, b] = keys(r, &flow, &mut cache);
+        if let Some(a) = a {
+            table.slot(a).add(bytes, packets);
+        }
+        if let Some(b) = b {
+            if a != Some(b) {
+                table.slot(b).add(bytes, packets);
+            }
+        }
+    })?;
+    Ok(Partial {
+        table,
+        total,
+        stats,
+    })
+}
+
+/// Per-key sums of a scan (or of one shard of it).
+struct Partial<T> {
+    table: T,
+    total: Counts,
+    stats: ScanStats,
+}
+
+impl Counts {
+    fn merge(&mut self, o: &Counts) {
+        self.bytes = self.bytes.saturating_add(o.bytes);
+        self.packets = self.packets.saturating_add(o.packets);
+        self.flows += o.flows;
+    }
+}
+
+/// What a scan found: the keys seen with their sums, the total and the scan's counters.
+type Sums<K> = (Vec<(K, Counts)>, Counts, ScanStats);
+
+/// Sums counters per key over the range, on `q.threads` threads (one scan shard each), and
+/// merges their tables.
+fn aggregate<T, F>(
+    reader: &StoreReader,
+    q: &LocalQuery<'_>,
+    enricher: &Enricher,
+    keys: F,
+) -> Result<Sums<T::K>, StoreError>
+where
+    T: Table,
+    F: Fn(&Record<'_>, &Flow, &mut CoreCache) -> Keys<T::K> + Sync,
+{
+    let count = q.threads.max(1);
+    let parts: Vec<Result<Partial<T>, StoreError>> = if count == 1 {
+        vec![aggregate_shard(reader, q, Shard::ALL, enricher, &keys)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..count)
+                .map(|index| {
+                    let keys = &keys;
+                    s.spawn(move || {
+                        aggregate_shard(reader, q, Shard { index, count }, enricher, keys)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    let mut table = T::default();
+    let mut total = Counts::default();
+    let mut stats = ScanStats::default();
+    for part in parts {
+        let part = part?;
+        table.merge(part.table);
+        total.merge(&part.total);
+        stats.add(&part.stats);
+    }
+    Ok((table.entries(), total, stats))
+}
+
+/// The `n` largest of `all` as ranked rows. Only keys at or above the n-th largest metric
+/// are converted to [`Key`]s, so millions of addresses cost one partial selection.
+fn finish<K: Copy>(
+    mut all: Vec<(K, Counts)>,
+    order: Order,
+    n: usize,
+    to_key: impl Fn(K) -> Key,
+) -> Vec<Row> {
+    if n == 0 {
+        return Vec::new();
+    }
+    if all.len() > n {
+        all.select_nth_unstable_by(n - 1, |a, b| b.1.get(order).cmp(&a.1.get(order)));
+        let threshold = all[n - 1].1.get(order);
+        // Everything tied with the n-th stays a candidate: ties are broken by key below.
+        all.retain(|(_, c)| c.get(order) >= threshold);
+    }
+    let rows = all
+        .into_iter()
+        .map(|(k, counts)| Row {
+            key: to_key(k),
+            counts,
+        })
+        .collect();
+    rank(rows, order, n)
+}
+
+/// A country code as a fixed-size key: up to 15 bytes and the length. ISO 3166 codes (what
+/// GeoIP databases hold) have 2 letters; a longer value is cut at 15 bytes.
+type CountryKey = ([u8; 15], u8);
+
+fn country_key(code: &str) -> CountryKey {
+    let b = code.as_bytes();
+    let n = b.len().min(15);
+    let mut k = [0u8; 15];
+    k[..n].copy_from_slice(&b[..n]);
+    (k, n as u8)
+}
+
+fn country_of(k: CountryKey) -> Box<str> {
+    String::from_utf8_lossy(&k.0[..usize::from(k.1)]).into()
+}
+
+/// Top-N over the local store: one scan of `[q.from_ns, q.to_ns)`. Corrupt or unreadable
+/// blocks are counted in the returned [`ScanStats`], as `sluice dump` reports them.
+pub fn top_local(
+    reader: &StoreReader,
+    q: &LocalQuery<'_>,
+    enricher: &Enricher,
+) -> Result<(Top, ScanStats), StoreError> {
+    /// Ranks a grouping's entries: (rows, total, distinct keys, scan counters).
+    fn rows<K: Copy>(
+        (all, total, stats): Sums<K>,
+        q: &LocalQuery<'_>,
+        to_key: impl Fn(K) -> Key,
+    ) -> (Vec<Row>, Counts, u64, ScanStats) {
+        let distinct = all.len() as u64;
+        (finish(all, q.order, q.n, to_key), total, distinct, stats)
+    }
+    type Map<K> = FxHashMap<K, Counts>;
+    let (rows, total, distinct, stats) = match q.by {
+        By::Src | By::Dst | By::Exporter => {
+            let by = q.by;
+            let sums = aggregate::<Map<u128>, _>(reader, q, enricher, |r, f, _| {
+                let ip = match by {
+                    By::Src => f.src_ip,
+                    By::Dst => f.dst_ip,
+                    _ => Some(r.header.exporter.ip()),
+                };
+                [ip.map(ip_bits), None]
+            })?;
+            rows(sums, q, |k| Key::Ip(ip_of(k)))
+        }
+        By::Conversation => {
+            let sums = aggregate::<Map<(u128, u128)>, _>(reader, q, enricher, |_, f, _| {
+                let pair = f.src_ip.zip(f.dst_ip);
+                [pair.map(|(s, d)| (ip_bits(s), ip_bits(d))), None]
+            })?;
+            rows(sums, q, |(s, d)| Key::Pair(ip_of(s), ip_of(d)))
+        }
+        By::Dport => {
+            let sums =
+                aggregate::<Dense<u16>, _>(reader, q, enricher, |_, f, _| [f.dst_port, None])?;
+            rows(sums, q, Key::Port)
+        }
+        By::Proto => {
+            let sums = aggregate::<Dense<u8>, _>(reader, q, enricher, |_, f, _| [f.proto, None])?;
+            rows(sums, q, Key::Proto)
+        }
+        By::As => {
+            let sums = aggregate::<Map<u32>, _>(reader, q, enricher, |_, f, cache| {
+                enricher.ends(cache, f).map(|e| e.as_number)
+            })?;
+            rows(sums, q, Key::As)
+        }
+        By::Country => {
+            let sums = aggregate::<Map<CountryKey>, _>(reader, q, enricher, |_, f, cache| {
+                enricher.ends(cache, f).map(|e| {
+                    e.geo
+                        .and_then(|g| g.country_iso_code.as_deref())
+                        .map(country_key)
+                })
+            })?;
+            rows(sums, q, |k| Key::Country(country_of(k)))
+        }
+        By::Interface => {
+            let sums = aggregate::<Map<(u128, u32)>, _>(reader, q, enricher, |r, f, _| {
+                let e = ip_bits(r.header.exporter.ip());
+                [f.in_if.map(|i| (e, i)), f.out_if.map(|i| (e, i))]
+            })?;
+            rows(sums, q, |(e, i)| Key::Interface(ip_of(e), i))
+        }
+    };
+    Ok((
+        Top {
+            by: q.by,
+            order: q.order,
+            rows,
+            total,
+            distinct: Some(distinct),
+        },
+        stats,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: Key, bytes: u64, packets: u64, flows: u64) -> Row {
+        Row {
+            key,
+            counts: Counts {
+                bytes,
+                packets,
+                flows,
+            },
+        }
+    }
+
+    #[test]
+    fn ranking_breaks_ties_by_key() {
+        let rows = vec![
+            row(Key::Port(443), 10, 1, 1),
+            row(Key::Port(80), 10, 2, 1),
+            row(Key::Port(53), 30, 1, 5),
+        ];
+        let r = rank(rows.clone(), Order::Bytes, 2);
+        assert_eq!(r[0].key, Key::Port(53));
+        assert_eq!(r[1].key, Key::Port(80), "tie on bytes: lower port first");
+        let r = rank(rows, Order::Packets, 3);
+        assert_eq!(r[0].key, Key::Port(80));
+        assert_eq!(r[1].key, Key::Port(53));
+    }
+
+    #[test]
+    fn finish_keeps_ties_at_the_boundary_and_orders_them() {
+        let m: Vec<(u16, Counts)> = [(9u16, 5u64), (7, 5), (8, 5), (1, 9), (2, 1)]
+            .into_iter()
+            .map(|(p, b)| {
+                let c = Counts {
+                    bytes: b,
+                    packets: 0,
+                    flows: 1,
+                };
+                (p, c)
+            })
+            .collect();
+        let r = finish(m, Order::Bytes, 3, Key::Port);
+        let keys: Vec<Key> = r.into_iter().map(|r| r.key).collect();
+        assert_eq!(keys, vec![Key::Port(1), Key::Port(7), Key::Port(8)]);
+    }
+
+    #[test]
+    fn tables_merge() {
+        let mut a: Dense<u16> = Dense::default();
+        let mut b: Dense<u16> = Dense::default();
+        a.slot(443).add(10, 1);
+        b.slot(443).add(5, 1);
+        b.slot(65535).add(1, 1);
+        a.merge(b);
+        let e = a.entries();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].0, 443);
+        assert_eq!((e[0].1.bytes, e[0].1.flows), (15, 2));
+        assert_eq!(e[1].0, 65535);
+        let mut h: FxHashMap<u32, Counts> = FxHashMap::default();
+        let mut g: FxHashMap<u32, Counts> = FxHashMap::default();
+        h.slot(1).add(1, 1);
+        g.slot(1).add(2, 2);
+        g.slot(2).add(3, 3);
+        h.merge(g);
+        let mut e = h.entries();
+        e.sort_by_key(|x| x.0);
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[0].1.bytes, e[0].1.packets, e[0].1.flows), (3, 3, 2));
+        assert_eq!(
+            country_of(country_key("SE")),
+            Box::<str>::from("SE"),
+            "country keys round-trip"
+        );
+    }
+
+    #[test]
+    fn mapped_addresses_are_one_key() {
+        let a: IpAddr = "10.1.2.3".parse().expect("ip");
+        let b: IpAddr = "::ffff:10.1.2.3".parse().expect("ip");
+        assert_eq!(ip_bits(a), ip_bits(b));
+        assert_eq!(ip_of(ip_bits(b)), a);
+        let v6: IpAddr = "2001:db8::1".parse().expect("ip");
+        assert_eq!(ip_of(ip_bits(v6)), v6);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for b in By::ALL {
+            assert_eq!(b.as_str().parse::<By>(), Ok(b));
+        }
+        for o in Order::ALL {
+            assert_eq!(o.as_str().parse::<Order>(), Ok(o));
+        }
+        assert!("nope".parse::<By>().is_err());
+        assert!("nope".parse::<Order>().is_err());
+    }
+}
