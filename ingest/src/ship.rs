@@ -1,7 +1,7 @@
 //! Shipping to Elasticsearch/OpenSearch from the store thread: each record is enriched,
-//! encoded as an ECS document and submitted with a deterministic id, so that a retry or a
-//! replay from the spool can never create a second copy (`create` answers 409 for an id that
-//! exists, which counts as delivered).
+//! encoded as a lean ECS document ([`encode_json_lean`]) and submitted with a deterministic
+//! id, so that a retry or a replay from the spool can never create a second copy (`create`
+//! answers 409 for an id that exists, which counts as delivered).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use sluice_decode::Record;
 use sluice_enrich::{CoreCache, Enriched, Enricher};
-use sluice_sink::ecs::{encode_json_enriched, EncodeOptions};
+use sluice_sink::ecs::encode_json_lean;
 use sluice_sink::es::{Auth, Doc, EsConfig, EsSink, EsStats};
 
 use crate::config::Config;
@@ -126,13 +126,8 @@ impl Shipper {
         self.enricher
             .enrich(&mut self.cache, r, &flow, None, &mut self.enriched);
         let start = self.buf.len();
-        encode_json_enriched(
-            &mut self.buf,
-            r,
-            &flow,
-            Some(&self.enriched),
-            &EncodeOptions::default(),
-        );
+        // Lean documents: the `netflow.*` copies of what the ECS fields show are left out.
+        encode_json_lean(&mut self.buf, r, &flow, Some(&self.enriched));
         let ts = sluice_decode::time::export_ns(r);
         self.spans
             .push((start, self.buf.len(), record_id(r, ordinal), ts));

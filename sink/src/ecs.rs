@@ -12,8 +12,8 @@ use sluice_decode::template::{Dialect, NO_FIELD};
 use sluice_decode::{Field, Flow, Record};
 use sluice_enrich::Enriched;
 
-use crate::schema::{EcsField, Getter, ECS_FIELDS};
-use crate::timefmt::write_rfc3339;
+use crate::schema::{Getter, ECS_FIELDS};
+use crate::timefmt::{write_rfc3339, Rfc3339Cache};
 
 /// IE 210 paddingOctets: never part of a document.
 const PADDING_IE: u16 = 210;
@@ -145,6 +145,7 @@ fn event_type(r: &Record<'_>) -> &'static [&'static str] {
 
 /// The value of an ECS field for a record, if it has one. With enrichment, counters are the
 /// sampling-scaled estimates and the enrichment-only fields are filled.
+#[inline]
 pub fn value_of<'a>(
     g: Getter,
     r: &Record<'a>,
@@ -313,83 +314,191 @@ pub fn value_of<'a>(
     })
 }
 
-/// Writes nested JSON objects from dotted paths, emitted in an order where each object's
-/// members are contiguous.
-struct Nest<'o> {
-    out: &'o mut Vec<u8>,
-    open: [&'static str; 4],
-    depth: usize,
+/// Builds the JSON between two fields of a document: closes the objects the next field is
+/// not in, opens the ones it is in, writes the comma and its key. Documents are emitted in an
+/// order where each object's members are contiguous (the field table's order, then the
+/// elements under `netflow`, then `sluice`). Used once, to fill [`Plan`].
+struct Nest {
+    open: Vec<&'static str>,
+    /// No member written yet in the innermost open object.
     first: bool,
 }
 
-impl<'o> Nest<'o> {
-    fn new(out: &'o mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Nest {
-            out,
-            open: [""; 4],
-            depth: 0,
-            first: true,
-        }
-    }
-
-    /// Positions the writer for `leaf` inside the objects `parents` and writes the key.
-    fn key(&mut self, parents: &[&'static str], leaf: &str) {
+impl Nest {
+    /// Positions the writer for a new member of the object `parents` (commas, braces).
+    fn member(&mut self, out: &mut Vec<u8>, parents: &[&'static str]) {
         let common = self
             .open
             .iter()
-            .take(self.depth)
             .zip(parents)
             .take_while(|(a, b)| a == b)
             .count();
-        while self.depth > common {
-            self.out.push(b'}');
-            self.depth -= 1;
+        while self.open.len() > common {
+            out.push(b'}');
+            self.open.pop();
             self.first = false;
         }
         for p in &parents[common..] {
             if !self.first {
-                self.out.push(b',');
+                out.push(b',');
             }
-            write_name(self.out, p);
-            self.out.extend_from_slice(b":{");
-            if self.depth < self.open.len() {
-                self.open[self.depth] = p;
-            }
-            self.depth += 1;
+            write_name(out, p);
+            out.extend_from_slice(b":{");
+            self.open.push(p);
             self.first = true;
         }
         if !self.first {
-            self.out.push(b',');
+            out.push(b',');
         }
         self.first = false;
-        write_name(self.out, leaf);
-        self.out.push(b':');
     }
 
-    fn finish(self) {
-        for _ in 0..self.depth {
-            self.out.push(b'}');
+    fn key(&mut self, out: &mut Vec<u8>, parents: &[&'static str], leaf: &str) {
+        self.member(out, parents);
+        write_name(out, leaf);
+        out.push(b':');
+    }
+
+    fn finish(self, out: &mut Vec<u8>) {
+        for _ in &self.open {
+            out.push(b'}');
         }
-        self.out.push(b'}');
+        out.push(b'}');
     }
 }
 
-/// Splits a static dotted path into at most 3 parents and a leaf.
-fn split(path: &'static str) -> ([&'static str; 3], usize, &'static str) {
-    let mut parents = [""; 3];
-    let mut n = 0;
-    let mut rest = path;
-    while let Some((head, tail)) = rest.split_once('.') {
-        if n == parents.len() {
-            break;
-        }
-        parents[n] = head;
-        n += 1;
-        rest = tail;
-    }
-    (parents, n, rest)
+/// Splits a static dotted path into its parents and its leaf.
+fn split(path: &'static str) -> (Vec<&'static str>, &'static str) {
+    let mut parents: Vec<&'static str> = path.split('.').collect();
+    let leaf = parents.pop().unwrap_or(path);
+    (parents, leaf)
 }
+
+/// Precomputed JSON between any two places of a document, so that writing a field is one
+/// copy of its prefix (closing braces, comma, opened objects, key) and its value, whatever
+/// fields before it were absent. Places: the document's start, after each field of
+/// [`ECS_FIELDS`], after an element under `netflow`, after `sluice.frame`. Targets: each field
+/// of the table, an element (the prefix ends before its key, which comes from the template),
+/// `sluice.frame`, the document's end. Built from the field table once per process.
+struct Plan {
+    offsets: Vec<u32>,
+    bytes: Vec<u8>,
+}
+
+/// Number of ECS fields: places `1..=ECS` are "after field `place - 1`".
+fn ecs_count() -> usize {
+    ECS_FIELDS.len()
+}
+
+const START: usize = 0;
+
+/// Place after ECS field `j`.
+#[inline]
+fn after(j: usize) -> usize {
+    j + 1
+}
+
+/// Place after an element / target "an element".
+#[inline]
+fn element() -> usize {
+    ecs_count() + 1
+}
+
+/// Place after `sluice.frame` / target `sluice.frame`.
+#[inline]
+fn frame() -> usize {
+    ecs_count() + 2
+}
+
+/// Target "end of the document".
+#[inline]
+fn end() -> usize {
+    ecs_count() + 3
+}
+
+impl Plan {
+    fn get() -> &'static Plan {
+        use std::sync::OnceLock;
+        static P: OnceLock<Plan> = OnceLock::new();
+        P.get_or_init(Plan::build)
+    }
+
+    fn build() -> Plan {
+        let paths: Vec<(Vec<&'static str>, &'static str)> =
+            ECS_FIELDS.iter().map(|f| split(f.path)).collect();
+        let places = ecs_count() + 3;
+        let targets = ecs_count() + 4;
+        let mut offsets = Vec::with_capacity(places * targets + 1);
+        let mut bytes = Vec::new();
+        offsets.push(0);
+        for place in 0..places {
+            for target in 0..targets {
+                let mut w = match place {
+                    START => Nest {
+                        open: Vec::new(),
+                        first: true,
+                    },
+                    p if p == element() => Nest {
+                        open: vec!["netflow"],
+                        first: false,
+                    },
+                    p if p == frame() => Nest {
+                        open: vec!["sluice"],
+                        first: false,
+                    },
+                    p => Nest {
+                        open: paths[p - 1].0.clone(),
+                        first: false,
+                    },
+                };
+                match target {
+                    t if t == element() => w.member(&mut bytes, &["netflow"]),
+                    t if t == frame() => w.key(&mut bytes, &["sluice"], "frame"),
+                    t if t == end() => w.finish(&mut bytes),
+                    0 => {}
+                    t => {
+                        let (parents, leaf) = &paths[t - 1];
+                        w.key(&mut bytes, parents, leaf);
+                    }
+                }
+                offsets.push(bytes.len() as u32);
+            }
+        }
+        // Room for `put`'s fixed-size reads past the last step.
+        bytes.extend_from_slice(&[0; SHORT]);
+        Plan { offsets, bytes }
+    }
+
+    /// The JSON from `place` to `target` (target `1 + j` is ECS field `j`).
+    #[cfg(test)]
+    fn step(&self, place: usize, target: usize) -> &[u8] {
+        let i = place * (ecs_count() + 4) + target;
+        &self.bytes[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+
+    /// Appends the JSON from `place` to `target`. Most steps are a few bytes: they are copied
+    /// as a fixed `SHORT` bytes (the plan is padded for that) and the excess cut off.
+    #[inline]
+    fn put(&self, out: &mut Vec<u8>, place: usize, target: usize) {
+        let i = place * (ecs_count() + 4) + target;
+        let (from, to) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
+        match self
+            .bytes
+            .get(from..from + SHORT)
+            .map(<&[u8; SHORT]>::try_from)
+        {
+            Some(Ok(chunk)) if to - from <= SHORT => {
+                let len = out.len();
+                out.extend_from_slice(chunk);
+                out.truncate(len + (to - from));
+            }
+            _ => out.extend_from_slice(&self.bytes[from..to]),
+        }
+    }
+}
+
+/// Steps up to this long are copied with a fixed-size copy.
+const SHORT: usize = 32;
 
 /// A key: field names are the table's and the element table's (letters, digits, `_`, `-`,
 /// `@`), never needing escapes.
@@ -400,22 +509,109 @@ fn write_name(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// An address without the formatting machinery for IPv4 (the common case).
+/// An address, written without the formatting machinery.
 fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            for (i, b) in o.iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                write_u64(out, u64::from(*b));
-            }
+        IpAddr::V4(v4) => write_ipv4(out, v4.octets()),
+        IpAddr::V6(v6) => write_ipv6(out, v6),
+    }
+}
+
+fn write_ipv4(out: &mut Vec<u8>, o: [u8; 4]) {
+    let mut buf = [0u8; 15];
+    let mut n = 0;
+    for (i, b) in o.into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
         }
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
+        if b >= 100 {
+            buf[n] = b'0' + b / 100;
+            n += 1;
+        }
+        if b >= 10 {
+            buf[n] = b'0' + b / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + b % 10;
+        n += 1;
+    }
+    out.extend_from_slice(&buf[..n]);
+}
+
+/// The text `std` gives for an IPv6 address (RFC 5952: lower-case hex, leading zeros dropped,
+/// the first longest run of two or more zero groups as `::`; IPv4-mapped as `::ffff:a.b.c.d`).
+fn write_ipv6(out: &mut Vec<u8>, a: std::net::Ipv6Addr) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    if let Some(v4) = a.to_ipv4_mapped() {
+        out.extend_from_slice(b"::ffff:");
+        write_ipv4(out, v4.octets());
+        return;
+    }
+    let seg = a.segments();
+    // The first longest run of zero groups.
+    let (mut best, mut best_len, mut cur, mut cur_len) = (0usize, 0usize, 0usize, 0usize);
+    for (i, &s) in seg.iter().enumerate() {
+        if s == 0 {
+            if cur_len == 0 {
+                cur = i;
+            }
+            cur_len += 1;
+            if cur_len > best_len {
+                best = cur;
+                best_len = cur_len;
+            }
+        } else {
+            cur_len = 0;
         }
     }
+    let mut buf = [0u8; 39];
+    let mut n = 0;
+    let group = |buf: &mut [u8; 39], n: &mut usize, s: u16| {
+        let mut started = false;
+        for shift in [12u16, 8, 4, 0] {
+            let d = (s >> shift) & 15;
+            if d != 0 || started || shift == 0 {
+                buf[*n] = HEX[usize::from(d)];
+                *n += 1;
+                started = true;
+            }
+        }
+    };
+    let mut i = 0;
+    while i < 8 {
+        if best_len > 1 && i == best {
+            buf[n] = b':';
+            buf[n + 1] = b':';
+            n += 2;
+            i += best_len;
+            continue;
+        }
+        if i > 0 && !(best_len > 1 && i == best + best_len) {
+            buf[n] = b':';
+            n += 1;
+        }
+        group(&mut buf, &mut n, seg[i]);
+        i += 1;
+    }
+    out.extend_from_slice(&buf[..n]);
+}
+
+/// `ip:port`, `[ip]:port` (as `std` writes a socket address).
+fn write_socket(out: &mut Vec<u8>, sa: std::net::SocketAddr) {
+    match sa {
+        std::net::SocketAddr::V4(a) => write_ipv4(out, a.ip().octets()),
+        std::net::SocketAddr::V6(a) if a.scope_id() == 0 => {
+            out.push(b'[');
+            write_ipv6(out, *a.ip());
+            out.push(b']');
+        }
+        std::net::SocketAddr::V6(a) => {
+            let _ = write!(out, "[{}%{}]", a.ip(), a.scope_id());
+        }
+    }
+    out.push(b':');
+    write_u64(out, u64::from(sa.port()));
 }
 
 /// JSON string with escaping.
@@ -452,26 +648,71 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Decimal digits, appended with one fixed-size copy (short copies of a variable length cost
+/// a `memcpy` call each, more than the formatting).
 fn write_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut n = 1;
+    let mut p = 10u64;
+    while n < 20 && v >= p {
+        n += 1;
+        p = p.saturating_mul(10);
+    }
+    let mut buf = [0u8; 20];
+    let (mut x, mut i) = (v, n);
+    while x >= 100 {
+        let d = (x % 100) as usize * 2;
+        x /= 100;
+        buf[i - 2..i].copy_from_slice(&PAIRS[d..d + 2]);
+        i -= 2;
+    }
+    if x >= 10 {
+        let d = x as usize * 2;
+        buf[i - 2..i].copy_from_slice(&PAIRS[d..d + 2]);
+    } else {
+        buf[i - 1] = b'0' + x as u8;
+    }
+    let len = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(len + n);
 }
 
 fn write_i64(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    if v < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, v.unsigned_abs());
 }
 
-fn write_value_json(out: &mut Vec<u8>, v: &Value) {
+/// A string of Sluice's own (protocol, locality and service names, flags): never needs
+/// escaping.
+fn write_static(out: &mut Vec<u8>, s: &'static str) {
+    debug_assert!(!s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+fn write_value_json(out: &mut Vec<u8>, v: &Value, times: &mut Rfc3339Cache) {
     match *v {
         Value::U64(n) => write_u64(out, n),
         Value::I64(n) => write_i64(out, n),
-        Value::Str(s) => write_str(out, s),
+        Value::Str(s) => write_static(out, s),
         Value::List(l) => {
             out.push(b'[');
             for (i, s) in l.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_str(out, s);
+                write_static(out, s);
             }
             out.push(b']');
         }
@@ -480,13 +721,11 @@ fn write_value_json(out: &mut Vec<u8>, v: &Value) {
             write_ip(out, ip);
             out.push(b'"');
         }
-        Value::Time(ns) => {
-            out.push(b'"');
-            write_rfc3339(out, ns);
-            out.push(b'"');
-        }
+        Value::Time(ns) => time_json(out, ns, times),
         Value::Socket(sa) => {
-            let _ = write!(out, "\"{sa}\"");
+            out.push(b'"');
+            write_socket(out, sa);
+            out.push(b'"');
         }
         Value::ProtoNumber(p) => {
             out.push(b'"');
@@ -546,7 +785,7 @@ fn sign_extend(v: u64, len: usize) -> i64 {
 
 /// Writes one element's value as JSON. Returns false (writing nothing) when the field has no
 /// value to show (zero length, padding).
-fn write_element(out: &mut Vec<u8>, field: &Field, b: &[u8]) {
+fn write_element(out: &mut Vec<u8>, field: &Field, b: &[u8], times: &mut Rfc3339Cache) {
     use IeType::*;
     let n = b.len();
     match field.ty {
@@ -585,35 +824,38 @@ fn write_element(out: &mut Vec<u8>, field: &Field, b: &[u8]) {
         }
         Ipv4Address if n == 4 => {
             out.push(b'"');
-            write_ip(
-                out,
-                IpAddr::V4(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3])),
-            );
+            write_ipv4(out, [b[0], b[1], b[2], b[3]]);
             out.push(b'"');
         }
         Ipv6Address if n == 16 => {
             let mut a = [0u8; 16];
             a.copy_from_slice(b);
-            let _ = write!(out, "\"{}\"", std::net::Ipv6Addr::from(a));
+            out.push(b'"');
+            write_ipv6(out, std::net::Ipv6Addr::from(a));
+            out.push(b'"');
         }
-        DateTimeSeconds if n <= 8 => {
-            time_json(out, (be_uint(b) as i64).saturating_mul(1_000_000_000))
-        }
+        DateTimeSeconds if n <= 8 => time_json(
+            out,
+            (be_uint(b) as i64).saturating_mul(1_000_000_000),
+            times,
+        ),
         DateTimeMilliseconds if n <= 8 => {
-            time_json(out, (be_uint(b) as i64).saturating_mul(1_000_000))
+            time_json(out, (be_uint(b) as i64).saturating_mul(1_000_000), times)
         }
-        DateTimeMicroseconds if n == 8 => {
-            time_json(out, sluice_decode::time::ntp_to_ns(be_uint(b) & !0x7ff))
+        DateTimeMicroseconds if n == 8 => time_json(
+            out,
+            sluice_decode::time::ntp_to_ns(be_uint(b) & !0x7ff),
+            times,
+        ),
+        DateTimeNanoseconds if n == 8 => {
+            time_json(out, sluice_decode::time::ntp_to_ns(be_uint(b)), times)
         }
-        DateTimeNanoseconds if n == 8 => time_json(out, sluice_decode::time::ntp_to_ns(be_uint(b))),
         _ => write_hex(out, b),
     }
 }
 
-fn time_json(out: &mut Vec<u8>, ns: i64) {
-    out.push(b'"');
-    write_rfc3339(out, ns);
-    out.push(b'"');
+fn time_json(out: &mut Vec<u8>, ns: i64, times: &mut Rfc3339Cache) {
+    times.write_quoted(out, ns);
 }
 
 fn write_float(out: &mut Vec<u8>, v: f64) {
@@ -637,13 +879,102 @@ pub fn encode_json_enriched(
     e: Option<&Enriched>,
     opts: &EncodeOptions,
 ) {
-    let mut w = Nest::new(out);
+    encode_document(out, r, f, e, opts.annotate, 0);
+}
+
+/// Appends one lean JSON document (no newline), as the Elasticsearch sink ships them: what
+/// [`encode_json_enriched`] writes, less the `netflow.*` copies of elements whose value the
+/// ECS part already carries, read from that very element: the addresses (`source.ip`,
+/// `destination.ip`), ports, protocol (`network.iana_number`), interface indexes (with
+/// enrichment: `observer.*.interface.id`) and absolute start and end times in seconds or
+/// milliseconds (`event.start`, `event.end`). Nothing is lost; every other element, the raw
+/// byte and packet counters among them, stays.
+pub fn encode_json_lean(out: &mut Vec<u8>, r: &Record<'_>, f: &Flow, e: Option<&Enriched>) {
+    encode_document(out, r, f, e, false, ecs_copies(r, f, e));
+}
+
+/// Field indexes (below 64, bit `i` for field `i`) of the elements whose value the ECS part
+/// of the document shows, read from that field: what a lean document leaves out.
+fn ecs_copies(r: &Record<'_>, f: &Flow, e: Option<&Enriched>) -> u64 {
+    use sluice_decode::template::Slot;
+    let t = r.template;
+    let mut mask = 0u64;
+    let mut mark = |slot: Slot, same: &dyn Fn(&[u8]) -> bool| {
+        let i = usize::from(t.slots[slot as usize]);
+        // Single occurrences only: a repeated element is one array.
+        if i < 64
+            && t.next_same.get(i) == Some(&NO_FIELD)
+            && t.repeat.get(i) == Some(&false)
+            && same(r.field(i))
+        {
+            mask |= 1 << i;
+        }
+    };
+    let ip = |want: Option<IpAddr>| {
+        move |b: &[u8]| match want {
+            Some(IpAddr::V4(a)) => b == a.octets(),
+            Some(IpAddr::V6(a)) => b == a.octets(),
+            None => false,
+        }
+    };
+    let uint = |want: Option<u64>, max_len: usize| {
+        move |b: &[u8]| !b.is_empty() && b.len() <= max_len && Some(be_uint(b)) == want
+    };
+    mark(Slot::SrcV4, &ip(f.src_ip));
+    mark(Slot::SrcV6, &ip(f.src_ip));
+    mark(Slot::DstV4, &ip(f.dst_ip));
+    mark(Slot::DstV6, &ip(f.dst_ip));
+    mark(Slot::SrcPort, &uint(f.src_port.map(u64::from), 2));
+    mark(Slot::DstPort, &uint(f.dst_port.map(u64::from), 2));
+    mark(Slot::Proto, &uint(f.proto.map(u64::from), 1));
+    if let Some(e) = e {
+        mark(Slot::InIf, &uint(e.in_if.index.map(u64::from), 4));
+        mark(Slot::OutIf, &uint(e.out_if.index.map(u64::from), 4));
+    }
+    if f.times_from_record {
+        let at = |want: i64, unit: i64| {
+            move |b: &[u8]| b.len() == 8 && (be_uint(b) as i64).saturating_mul(unit) == want
+        };
+        mark(Slot::StartMs, &at(f.start_ns, 1_000_000));
+        mark(Slot::EndMs, &at(f.end_ns, 1_000_000));
+        let at4 = |want: i64| {
+            move |b: &[u8]| {
+                b.len() == 4 && (be_uint(b) as i64).saturating_mul(1_000_000_000) == want
+            }
+        };
+        mark(Slot::StartSec, &at4(f.start_ns));
+        mark(Slot::EndSec, &at4(f.end_ns));
+    }
+    mask
+}
+
+/// The document writer; `skip`: field indexes (bits) of elements to leave out.
+fn encode_document(
+    out: &mut Vec<u8>,
+    r: &Record<'_>,
+    f: &Flow,
+    e: Option<&Enriched>,
+    annotate: bool,
+    skip: u64,
+) {
+    thread_local! {
+        /// The last second written: documents of one batch mostly share their seconds.
+        static TIMES: std::cell::Cell<Rfc3339Cache> = std::cell::Cell::new(Rfc3339Cache::default());
+    }
+    let plan = Plan::get();
+    let mut times = TIMES.with(|t| t.get());
     let is_event = r.template.dialect.is_event();
-    for field in ECS_FIELDS {
+    out.push(b'{');
+    let mut place = START;
+    for (j, field) in ECS_FIELDS.iter().enumerate() {
         if field.event_only && !is_event {
             continue;
         }
-        emit_ecs(&mut w, field, r, f, e);
+        if let Some(v) = value_of(field.get, r, f, e) {
+            plan.put(out, place, after(j));
+            write_value_json(out, &v, &mut times);
+            place = after(j);
+        }
     }
     let t = r.template;
     // A log event's elements all have ECS names (above); none goes under `netflow.`.
@@ -655,9 +986,12 @@ pub fn encode_json_enriched(
         }
         let next = t.next_same[i];
         if next == NO_FIELD {
-            if !b.is_empty() {
-                w.key(&["netflow"], &field.name);
-                write_element(w.out, field, b);
+            if !b.is_empty() && (i >= 64 || skip & (1 << i) == 0) {
+                plan.put(out, place, element());
+                place = element();
+                write_name(out, &field.name);
+                out.push(b':');
+                write_element(out, field, b, &mut times);
             }
             continue;
         }
@@ -668,13 +1002,15 @@ pub fn encode_json_enriched(
             let v = r.field(j);
             if !v.is_empty() {
                 if opened {
-                    w.out.push(b',');
+                    out.push(b',');
                 } else {
-                    w.key(&["netflow"], &field.name);
-                    w.out.push(b'[');
+                    plan.put(out, place, element());
+                    place = element();
+                    write_name(out, &field.name);
+                    out.extend_from_slice(b":[");
                     opened = true;
                 }
-                write_element(w.out, &t.fields[j], v);
+                write_element(out, &t.fields[j], v, &mut times);
             }
             match t.next_same.get(j) {
                 Some(&n) if n != NO_FIELD => j = usize::from(n),
@@ -682,41 +1018,16 @@ pub fn encode_json_enriched(
             }
         }
         if opened {
-            w.out.push(b']');
+            out.push(b']');
         }
     }
-    if opts.annotate {
-        w.key(&["sluice"], "frame");
-        write_u64(w.out, r.header.tag);
+    if annotate {
+        plan.put(out, place, frame());
+        place = frame();
+        write_u64(out, r.header.tag);
     }
-    w.finish();
-}
-
-fn emit_ecs(
-    w: &mut Nest<'_>,
-    field: &'static EcsField,
-    r: &Record<'_>,
-    f: &Flow,
-    e: Option<&Enriched>,
-) {
-    if let Some(v) = value_of(field.get, r, f, e) {
-        let (parents, n, leaf) = &split_paths()[field_index(field)];
-        w.key(&parents[..*n], leaf);
-        write_value_json(w.out, &v);
-    }
-}
-
-/// The table's dotted paths, split once.
-fn split_paths() -> &'static [([&'static str; 3], usize, &'static str)] {
-    use std::sync::OnceLock;
-    static P: OnceLock<Vec<([&'static str; 3], usize, &'static str)>> = OnceLock::new();
-    P.get_or_init(|| ECS_FIELDS.iter().map(|f| split(f.path)).collect())
-}
-
-/// Position of a field of [`ECS_FIELDS`] (the reference points into the table).
-fn field_index(f: &'static EcsField) -> usize {
-    let base = ECS_FIELDS.as_ptr() as usize;
-    (f as *const EcsField as usize - base) / std::mem::size_of::<EcsField>()
+    plan.put(out, place, end());
+    TIMES.with(|t| t.set(times));
 }
 
 /// The CSV header line (no newline).
@@ -757,6 +1068,125 @@ pub fn encode_csv(out: &mut Vec<u8>, r: &Record<'_>, f: &Flow, e: Option<&Enrich
                 let _ = write!(out, "{lat} {lon}");
             }
             Some(Value::Mac(m)) => write_mac(out, &m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+
+    fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut v = Vec::new();
+        f(&mut v);
+        String::from_utf8(v).expect("ascii")
+    }
+
+    #[test]
+    fn addresses_read_as_std_writes_them() {
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut cases: Vec<u128> = vec![
+            0,
+            1,
+            u128::MAX,
+            0xffff_0a01_0203,
+            0x2001_0db8 << 96,
+            (0x2001_0db8 << 96) | 1,
+            (0xfe80 << 112) | 0x1,
+            0x0001_0000_0000_0000_0000_0001_0000_0000,
+        ];
+        for _ in 0..20_000 {
+            let r = (u128::from(next()) << 64) | u128::from(next());
+            // Knock out random groups so that zero runs of every length and place occur.
+            let mask = next();
+            let mut a = r;
+            for g in 0..8 {
+                if mask >> (g * 2) & 3 != 0 {
+                    a &= !(0xffffu128 << (16 * g));
+                }
+            }
+            cases.push(a);
+            cases.push(r);
+        }
+        for a in cases {
+            let ip = Ipv6Addr::from(a);
+            assert_eq!(text(|o| write_ipv6(o, ip)), ip.to_string(), "{a:032x}");
+            let v4 = std::net::Ipv4Addr::from(a as u32);
+            assert_eq!(text(|o| write_ipv4(o, v4.octets())), v4.to_string());
+            let port = (a >> 40) as u16;
+            for sa in [
+                SocketAddr::new(IpAddr::V6(ip), port),
+                SocketAddr::new(IpAddr::V4(v4), port),
+                SocketAddr::V6(SocketAddrV6::new(ip, port, 0, (a >> 80) as u32 & 3)),
+            ] {
+                assert_eq!(text(|o| write_socket(o, sa)), sa.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_read_as_std_writes_them() {
+        let mut v: Vec<u64> = vec![0, 9, 10, 99, 100, 101, u64::MAX, u64::MAX - 1];
+        let mut p = 1u64;
+        while let Some(q) = p.checked_mul(10) {
+            v.extend([p - 1, p, p + 1, q / 2]);
+            p = q;
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.extend([x, x >> (x % 64)]);
+        }
+        for n in v {
+            assert_eq!(text(|o| write_u64(o, n)), n.to_string());
+            let i = n as i64;
+            assert_eq!(text(|o| write_i64(o, i)), i.to_string());
+        }
+        assert_eq!(text(|o| write_i64(o, i64::MIN)), i64::MIN.to_string());
+    }
+
+    #[test]
+    fn plan_moves_between_objects() {
+        let p = Plan::get();
+        let at = |path: &str| {
+            ECS_FIELDS
+                .iter()
+                .position(|f| f.path == path)
+                .map(after)
+                .expect("a table field")
+        };
+        assert_eq!(p.step(START, at("@timestamp")), br#""@timestamp":"#);
+        assert_eq!(p.step(START, at("source.ip")), br#""source":{"ip":"#);
+        assert_eq!(
+            p.step(at("source.ip"), at("source.geo.city_name")),
+            br#","geo":{"city_name":"#
+        );
+        assert_eq!(
+            p.step(at("source.geo.city_name"), at("destination.ip")),
+            br#"}},"destination":{"ip":"#
+        );
+        assert_eq!(p.step(at("netflow.type"), element()), b",");
+        assert_eq!(p.step(at("netflow.exporter.address"), element()), b"},");
+        assert_eq!(p.step(START, element()), br#""netflow":{"#);
+        assert_eq!(p.step(element(), frame()), br#"},"sluice":{"frame":"#);
+        assert_eq!(p.step(element(), end()), b"}}");
+        assert_eq!(p.step(START, end()), b"}");
+        // `put` writes what `step` holds, short steps and long ones alike, after any prefix.
+        for place in 0..frame() + 1 {
+            for target in 1..end() + 1 {
+                let mut out = b"prefix".to_vec();
+                p.put(&mut out, place, target);
+                assert_eq!(&out[6..], p.step(place, target), "{place} -> {target}");
+            }
         }
     }
 }

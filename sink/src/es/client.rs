@@ -231,3 +231,50 @@ pub(crate) fn gzip(input: &[u8], level: u32, out: &mut Vec<u8>) -> Result<(), Es
     *out = enc.finish().map_err(|e| EsError::io("gzip", e))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    /// Inflates `gz` with an external program reading stdin; its stdout.
+    fn inflate_with(program: &str, args: &[&str], gz: &[u8]) -> Vec<u8> {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = gz.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output().expect("runs");
+        writer.join().expect("writer").expect("written");
+        assert!(out.status.success(), "{program} refused the stream");
+        out.stdout
+    }
+
+    #[test]
+    fn bodies_inflate_with_independent_decoders() {
+        let body: String = (0..4_000u64)
+            .map(|i| {
+                format!(
+                    "{{\"create\":{{\"_id\":\"{:016x}\"}}}}\n{{\"source\":{{\"ip\":\"10.{}.{}.{}\",\"port\":{}}}}}\n",
+                    i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    i % 256,
+                    i / 7 % 256,
+                    i / 11 % 256,
+                    i * 7919 % 65_536
+                )
+            })
+            .collect();
+        let mut gz = Vec::new();
+        for level in [1, 6] {
+            gzip(body.as_bytes(), level, &mut gz).expect("gzip");
+            assert!(gz.len() < body.len() / 2, "level {level} compresses");
+            assert_eq!(inflate_with("gzip", &["-dc"], &gz), body.as_bytes());
+            let py = "import gzip, sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))";
+            assert_eq!(inflate_with("python3", &["-c", py], &gz), body.as_bytes());
+        }
+    }
+}
