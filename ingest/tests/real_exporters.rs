@@ -649,6 +649,13 @@ fn pmacctd_sfprobe_sflow() {
         std::thread::sleep(Duration::from_millis(1500));
         same
     });
+    // sfprobe polls its interface counters on a timer from its start (not on the way out:
+    // a SIGINT before the first poll sends none; the shared capture's generator ran it for
+    // 50 s), so keep it running until the first counter sample is in.
+    let counters = settled
+        && wait_until(Duration::from_secs(75), || {
+            c.metric("sluice_decode_records_total{kind=\"sflow_counters\"}") >= 1.0
+        });
     let _ = Command::new("kill")
         .arg("-INT")
         .arg(child.id().to_string())
@@ -688,10 +695,8 @@ fn pmacctd_sfprobe_sflow() {
     );
     let agent = "192.0.2.1";
     assert!(
-        wait_until(Duration::from_secs(5), || c
-            .metric("sluice_decode_records_total{kind=\"sflow_counters\"}")
-            >= 1.0),
-        "no counter sample from the probe: {}",
+        counters,
+        "no counter sample from the probe within 75 s: {}",
         read_log(&log)
     );
     assert!(
