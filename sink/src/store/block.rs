@@ -196,7 +196,7 @@ impl BlockBuilder {
     ) -> Result<u32, StoreError> {
         let records = self.rec_len.len() as u32;
         raw.clear();
-        let mut columns = Vec::with_capacity(16);
+        let mut columns = Vec::with_capacity(32);
         let mut column =
             |raw: &mut Vec<u8>, id: u16, required: bool, fill: &dyn Fn(&mut Vec<u8>)| {
                 let start = raw.len();

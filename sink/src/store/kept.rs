@@ -60,10 +60,12 @@ pub struct KeptSlot {
 /// country name, region ISO code, region name, city; location as f64 bits.
 type GeoKey = ([u32; 7], Option<(u64, u64)>);
 
-/// Distinct strings of one block, without a heap allocation per string: their bytes back to
-/// back, and a hash index that is cleared (keeping its capacity) per block.
+/// Distinct strings (of a block; of a collector batch), without a heap allocation per
+/// string: their bytes back to back, and a hash index; [`StringTable::clear`] keeps the
+/// memory, so in steady state interning allocates nothing. References are 1-based, 0 is
+/// "none".
 #[derive(Debug, Default)]
-struct Strings {
+pub struct StringTable {
     bytes: Vec<u8>,
     ends: Vec<u32>,
     /// Hash of a string -> its reference. On a hash collision the newer string is stored
@@ -71,15 +73,17 @@ struct Strings {
     index: FxHashMap<u64, u32>,
 }
 
-impl Strings {
-    fn get(&self, r: u32) -> Option<&str> {
+impl StringTable {
+    /// The string of reference `r` (`None` for 0 or a reference it did not give).
+    pub fn get(&self, r: u32) -> Option<&str> {
         let i = (r as usize).checked_sub(1)?;
         let end = *self.ends.get(i)? as usize;
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
         std::str::from_utf8(self.bytes.get(start..end)?).ok()
     }
 
-    fn intern(&mut self, s: Option<&str>) -> u32 {
+    /// The reference of `s` (0 for `None`), adding it if it is new.
+    pub fn intern(&mut self, s: Option<&str>) -> u32 {
         let Some(s) = s else { return 0 };
         let mut h = FxHasher::default();
         h.write(s.as_bytes());
@@ -98,7 +102,7 @@ impl Strings {
 
     /// Interns `s` unless it is the string `memo` refers to (consecutive records usually
     /// repeat their exporter's and interfaces' names: a compare instead of a hash).
-    fn intern_memo(&mut self, memo: &mut u32, s: Option<&str>) -> u32 {
+    pub fn intern_memo(&mut self, memo: &mut u32, s: Option<&str>) -> u32 {
         if s.is_none() {
             return 0;
         }
@@ -108,7 +112,29 @@ impl Strings {
         *memo
     }
 
-    fn clear(&mut self) {
+    /// References of an input and an output interface's texts (name, description each),
+    /// through [`StringTable::intern_memo`] with one memo per text.
+    pub fn intern_interfaces(
+        &mut self,
+        memo: &mut [u32; 4],
+        in_if: IfTexts<'_>,
+        out_if: IfTexts<'_>,
+    ) -> [u32; 4] {
+        let texts = [
+            in_if.name,
+            in_if.description,
+            out_if.name,
+            out_if.description,
+        ];
+        let mut refs = [0; 4];
+        for (i, t) in texts.into_iter().enumerate() {
+            refs[i] = self.intern_memo(&mut memo[i], t);
+        }
+        refs
+    }
+
+    /// Forgets every string, keeping the memory.
+    pub fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
         self.index.clear();
@@ -120,7 +146,7 @@ impl Strings {
 pub struct KeptBuilder {
     /// Whether any record of the block came with enrichment (else no column is written).
     on: bool,
-    strings: Strings,
+    strings: StringTable,
     geos: Vec<GeoKey>,
     geo_index: FxHashMap<GeoKey, u32>,
     ases: Vec<(u32, u32)>,
@@ -132,8 +158,10 @@ pub struct KeptBuilder {
     geo_memo: FxHashMap<usize, u32>,
     /// (address of a database AS record or 0, AS number) -> AS reference.
     as_memo: FxHashMap<(usize, u32), u32>,
-    /// Last references of exporter name and the four interface texts.
-    text_memo: [u32; 5],
+    /// Last reference of the exporter name.
+    exporter_memo: u32,
+    /// Last references of the four interface texts.
+    if_memo: [u32; 4],
     recs: Vec<KeptSlot>,
 }
 
@@ -162,7 +190,7 @@ impl KeptBuilder {
             return;
         };
         self.on = true;
-        let db = e.database_ids().map(|(t, _)| t);
+        let db = e.databases();
         if let Some(t) = db {
             if !self.memo_tables.as_ref().is_some_and(|m| Arc::ptr_eq(m, t)) {
                 self.memo_tables = Some(t.clone());
@@ -175,7 +203,7 @@ impl KeptBuilder {
         let mut slot = KeptSlot {
             exporter: self
                 .strings
-                .intern_memo(&mut self.text_memo[0], k.exporter_name),
+                .intern_memo(&mut self.exporter_memo, k.exporter_name),
             ..KeptSlot::default()
         };
         for (i, end) in [k.source, k.destination].iter().enumerate() {
@@ -186,15 +214,9 @@ impl KeptBuilder {
             slot.sampling = n;
             slot.sampling_source = sampling_code(s);
         }
-        let texts = [
-            k.in_if.name,
-            k.in_if.description,
-            k.out_if.name,
-            k.out_if.description,
-        ];
-        for (i, t) in texts.into_iter().enumerate() {
-            slot.ifs[i] = self.strings.intern_memo(&mut self.text_memo[1 + i], t);
-        }
+        slot.ifs = self
+            .strings
+            .intern_interfaces(&mut self.if_memo, k.in_if, k.out_if);
         self.recs.push(slot);
     }
 
@@ -277,7 +299,8 @@ impl KeptBuilder {
         self.as_index.clear();
         self.geo_memo.clear();
         self.as_memo.clear();
-        self.text_memo = [0; 5];
+        self.exporter_memo = 0;
+        self.if_memo = [0; 4];
         self.recs.clear();
     }
 

@@ -141,6 +141,7 @@ use std::path::PathBuf;
 pub use ages::RecordAges;
 pub use error::StoreError;
 pub use format::{FORMAT_MINOR, FORMAT_VERSION};
+pub use kept::StringTable;
 pub use reader::{ScanStats, Shard, StoreReader};
 pub use retention::RetentionStats;
 pub use writer::StoreWriter;
