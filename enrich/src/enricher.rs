@@ -208,23 +208,15 @@ impl Enriched {
         self.as_of(1)
     }
 
-    /// Where the geo and AS records of this flow live, for callers that intern them (the
-    /// local store): the database snapshot and, per end (source, destination), whether it
-    /// has a geo record and an AS record, as `(geo, asn)` indices into it. The addresses of
-    /// the records [`Enriched::source_geo`] & co. return are stable for as long as the
-    /// snapshot lives. `None` for values from [`Enricher::enrich_kept`].
-    pub fn database_ids(&self) -> Option<(&Arc<GeoTables>, [(u32, u32); 2])> {
+    /// The database snapshot the geo and AS records of this flow come from, for callers that
+    /// intern them (the local store): the addresses of the records [`Enriched::source_geo`]
+    /// and co. return are stable, and identify them, for as long as the snapshot lives.
+    /// `None` for values from [`Enricher::enrich_kept`] (which live in `self`).
+    pub fn databases(&self) -> Option<&Arc<GeoTables>> {
         if self.from_kept {
             return None;
         }
-        let t = self.tables.as_ref()?;
-        Some((
-            t,
-            [
-                (self.source.geo, self.source.asn),
-                (self.destination.geo, self.destination.asn),
-            ],
-        ))
+        self.tables.as_ref()
     }
 
     /// The values the local store keeps of this flow (see [`Kept`]).

@@ -116,7 +116,7 @@ fn data(i: u64) -> Vec<u8> {
     d.extend_from_slice(&((i * 7 % 430) as u32).to_be_bytes());
     d.extend_from_slice(&((i * 13 % 430) as u32).to_be_bytes());
     d.push((i % 3) as u8); // sampler 0 (unknown), 1 (in the table), 2 (unknown)
-    d.extend_from_slice(&(if i % 5 == 0 { 64_500 } else { 0u32 }).to_be_bytes());
+    d.extend_from_slice(&(if i.is_multiple_of(5) { 64_500 } else { 0u32 }).to_be_bytes());
     d.extend_from_slice(&(i as u32 % 2).to_be_bytes());
     d
 }
