@@ -163,6 +163,42 @@ fn bench(c: &mut Criterion) {
     drop(w);
     let _ = std::fs::remove_dir_all(&dir);
 
+    // What the collector does when the local store is the only sink: the enrichment limited
+    // to what the store keeps.
+    let mut w = StoreWriter::open(StoreConfig {
+        dir: dir.clone(),
+        ..StoreConfig::default()
+    })
+    .expect("store");
+    g.bench_function("store_enrich_for_store_append_kept_encode_zstd", |b| {
+        b.iter(|| {
+            for batch in &all {
+                batch.for_each_learned(&mut scratch, |r, learned| {
+                    let flow = r.flow();
+                    en.enrich_learned_for_store(&mut cache, r, &flow, learned, &mut e);
+                    w.append_enriched(r, Some(&e), 1_800_000_000_000_000_000)
+                        .expect("append")
+                });
+            }
+            black_box(w.flush().expect("flush"))
+        })
+    });
+    drop(w);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // The flow view alone, which every enrichment starts from.
+    g.bench_function("flow_view_only", |b| {
+        b.iter(|| {
+            let mut n = 0u64;
+            for batch in &all {
+                batch.for_each_learned(&mut scratch, |r, _| {
+                    n += r.flow().bytes.unwrap_or(0);
+                });
+            }
+            black_box(n)
+        })
+    });
+
     // The enrichment alone, for the split of the above.
     g.bench_function("store_enrich_only", |b| {
         b.iter(|| {

@@ -773,7 +773,8 @@ fn learned_and_kept_enrichment_match_enrich() {
     let bare = Enricher::new(&EnrichConfig::default()).expect("enricher");
     let mut c = e.cache();
     let mut bare_c = bare.cache();
-    let (mut a, mut b, mut k) = (
+    let (mut a, mut b, mut k, mut s) = (
+        Enriched::default(),
         Enriched::default(),
         Enriched::default(),
         Enriched::default(),
@@ -789,6 +790,15 @@ fn learned_and_kept_enrichment_match_enrich() {
         // Kept values come back through an enricher with no databases and no config.
         bare.enrich_kept(&mut bare_c, rec, &f, &a.kept(), &mut k);
         assert_eq!(shown(&a), shown(&k), "{}", path.display());
+        // The store-only enrichment keeps the same values, so what a reader rebuilds from
+        // them is the whole enrichment again.
+        e.enrich_learned_for_store(&mut c, rec, &f, &l, &mut s);
+        assert!(
+            s.community_id.is_none() && s.service.is_none() && s.direction.is_none(),
+            "store-only enrichment computed derived fields"
+        );
+        bare.enrich_kept(&mut bare_c, rec, &f, &s.kept(), &mut k);
+        assert_eq!(shown(&a), shown(&k), "store-only, {}", path.display());
         geo += u64::from(k.source_geo().is_some() || k.destination_geo().is_some());
         flows += 1;
     });

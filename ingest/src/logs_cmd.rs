@@ -243,6 +243,7 @@ pub fn ingest_vpc(
         None
     };
     let keep = writer.is_some() && cfg.store.enrich;
+    let whole = shipper.is_some();
     let mut enrich = (keep || shipper.is_some())
         .then(|| crate::run::enricher(&cfg.enrich).map(crate::run::StoreEnrich::new))
         .transpose()?;
@@ -262,7 +263,7 @@ pub fn ingest_vpc(
                 let flow = r.flow();
                 let e = enrich
                     .as_mut()
-                    .map(|en| en.run(r, &flow, &sluice_enrich::Learned::default()));
+                    .map(|en| en.run(r, &flow, &sluice_enrich::Learned::default(), whole));
                 if let Some(w) = writer.as_mut() {
                     if store_error.is_none() {
                         if let Err(e) = w.append_enriched(r, e.filter(|_| keep), now) {

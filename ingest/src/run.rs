@@ -748,14 +748,27 @@ impl StoreEnrich {
     }
 
     /// Enriches one record with what its scope's options data gave it; returns the result.
+    /// `whole`: everything a document shows; otherwise only what the local store keeps
+    /// ([`Enricher::enrich_learned_for_store`]).
     pub(crate) fn run(
         &mut self,
         r: &sluice_decode::Record<'_>,
         flow: &sluice_decode::Flow,
         learned: &sluice_enrich::Learned<'_>,
+        whole: bool,
     ) -> &Enriched {
-        self.enricher
-            .enrich_learned(&mut self.cache, r, flow, learned, &mut self.out);
+        if whole {
+            self.enricher
+                .enrich_learned(&mut self.cache, r, flow, learned, &mut self.out);
+        } else {
+            self.enricher.enrich_learned_for_store(
+                &mut self.cache,
+                r,
+                flow,
+                learned,
+                &mut self.out,
+            );
+        }
         &self.out
     }
 
@@ -811,12 +824,14 @@ fn store_loop(
             let mut ordinal = 0u32;
             let keep = writer.is_some() && settings.keep_enrichment;
             let needed = keep || shipper.is_some();
+            // Without a shipper only what the store keeps is worth computing.
+            let whole = shipper.is_some();
             b.for_each_learned(&mut scratch, |r, learned| {
                 // Each record is enriched once, for the store and the shipper alike.
                 let flow = needed.then(|| r.flow());
                 let e = flow
                     .as_ref()
-                    .map(|f| enrich.run(r, f, learned))
+                    .map(|f| enrich.run(r, f, learned, whole))
                     .filter(|_| keep);
                 if let Some(w) = writer.as_mut() {
                     // Every record is offered even after a failure: the writer counts what it
