@@ -47,9 +47,9 @@ fn batches(d: &mut Decoder, dgs: &[(SocketAddr, Vec<u8>)], loops: usize) -> Vec<
                 tag: 0,
             };
             let b = out.last_mut().expect("a batch");
-            let _ = d.decode(&dg, |r| {
+            let _ = d.decode_with_tables(&dg, |r, t| {
                 if !r.template.options {
-                    b.push(r);
+                    b.push(r, t);
                 }
             });
             if b.len() >= 4096 {
@@ -80,9 +80,9 @@ fn bench(c: &mut Criterion) {
                         payload: p,
                         tag: 0,
                     };
-                    let _ = d.decode(&dg, |r| {
+                    let _ = d.decode_with_tables(&dg, |r, t| {
                         if !r.template.options {
-                            batch.push(r);
+                            batch.push(r, t);
                             n += 1;
                         }
                     });
@@ -122,6 +122,97 @@ fn bench(c: &mut Criterion) {
     );
     drop(w);
     let _ = std::fs::remove_dir_all(&dir);
+
+    // What the store thread does with `[store] enrich` on (the default): each record enriched
+    // once (GeoLite2 test databases; what its receive thread learned from options data) and
+    // appended with its enrichment, which the block keeps in its enrichment columns. The
+    // difference to store_append_encode_zstd is what keeping enrichment costs per record.
+    let en = sluice_enrich::Enricher::new(&sluice_enrich::EnrichConfig {
+        geoip_city: Some(sluice_benches::shared_dir().join("geoip/GeoLite2-City-Test.mmdb")),
+        geoip_asn: Some(sluice_benches::shared_dir().join("geoip/GeoLite2-ASN-Test.mmdb")),
+        ..sluice_enrich::EnrichConfig::default()
+    })
+    .expect("test databases");
+    let mut cache = en.cache();
+    let mut e = sluice_enrich::Enriched::default();
+    let mut w = StoreWriter::open(StoreConfig {
+        dir: dir.clone(),
+        ..StoreConfig::default()
+    })
+    .expect("store");
+    g.bench_function("store_enrich_append_kept_encode_zstd", |b| {
+        b.iter(|| {
+            for batch in &all {
+                batch.for_each_learned(&mut scratch, |r, learned| {
+                    let flow = r.flow();
+                    en.enrich_learned(&mut cache, r, &flow, learned, &mut e);
+                    w.append_enriched(r, Some(&e), 1_800_000_000_000_000_000)
+                        .expect("append")
+                });
+            }
+            black_box(w.flush().expect("flush"))
+        })
+    });
+    let st = w.stats();
+    eprintln!(
+        "store with enrichment columns: {} records, {} bytes on disk, {:.1} bytes per record",
+        st.records_written,
+        st.bytes_on_disk,
+        st.bytes_on_disk as f64 / st.records_written.max(1) as f64
+    );
+    drop(w);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // What the collector does when the local store is the only sink: the enrichment limited
+    // to what the store keeps.
+    let mut w = StoreWriter::open(StoreConfig {
+        dir: dir.clone(),
+        ..StoreConfig::default()
+    })
+    .expect("store");
+    g.bench_function("store_enrich_for_store_append_kept_encode_zstd", |b| {
+        b.iter(|| {
+            for batch in &all {
+                batch.for_each_learned(&mut scratch, |r, learned| {
+                    let flow = r.flow();
+                    en.enrich_learned_for_store(&mut cache, r, &flow, learned, &mut e);
+                    w.append_enriched(r, Some(&e), 1_800_000_000_000_000_000)
+                        .expect("append")
+                });
+            }
+            black_box(w.flush().expect("flush"))
+        })
+    });
+    drop(w);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // The flow view alone, which every enrichment starts from.
+    g.bench_function("flow_view_only", |b| {
+        b.iter(|| {
+            let mut n = 0u64;
+            for batch in &all {
+                batch.for_each_learned(&mut scratch, |r, _| {
+                    n += r.flow().bytes.unwrap_or(0);
+                });
+            }
+            black_box(n)
+        })
+    });
+
+    // The enrichment alone, for the split of the above.
+    g.bench_function("store_enrich_only", |b| {
+        b.iter(|| {
+            let mut n = 0u64;
+            for batch in &all {
+                batch.for_each_learned(&mut scratch, |r, learned| {
+                    let flow = r.flow();
+                    en.enrich_learned(&mut cache, r, &flow, learned, &mut e);
+                    n += e.bytes.unwrap_or(0);
+                });
+            }
+            black_box(n)
+        })
+    });
 
     // The same with the record-age histogram on, as `sluice run` has it: the difference is
     // what timing every record's age at flush costs the store thread.

@@ -121,6 +121,19 @@ pub struct ScopeTables {
     pub interfaces: FxHashMap<u32, InterfaceInfo>,
 }
 
+/// Sets an options-data text (`None`: the template has no such field) unless it is already
+/// that text. Invalid UTF-8 is kept lossily.
+fn set_text(slot: &mut Option<Box<str>>, new: Option<&[u8]>) {
+    let same = match (slot.as_deref(), new) {
+        (Some(old), Some(b)) => old.as_bytes() == b,
+        (None, None) => true,
+        _ => false,
+    };
+    if !same {
+        *slot = new.map(|b| Box::from(String::from_utf8_lossy(b).as_ref()));
+    }
+}
+
 /// What holding one data set costs besides its bytes (its header copy and queue slot), so
 /// that many tiny held sets are bounded as well as a few large ones.
 pub const HELD_OVERHEAD: usize = 96;
@@ -1182,11 +1195,10 @@ impl Decoder {
                 t.insert(id, iv.min(u64::from(u32::MAX)) as u32);
             }
         }
+        // Texts up to the first NUL (fixed-width v9 fields are NUL-padded).
         let text = |s: Slot| {
-            rec.slot(s).map(|b| {
-                let b = b.split(|&c| c == 0).next().unwrap_or(&[]);
-                Box::<str>::from(String::from_utf8_lossy(b).as_ref())
-            })
+            rec.slot(s)
+                .map(|b| b.split(|&c| c == 0).next().unwrap_or(&[]))
         };
         let name = text(Slot::InterfaceName);
         let description = text(Slot::InterfaceDescription);
@@ -1194,8 +1206,16 @@ impl Decoder {
             if let Some(ifindex) = uint(Slot::InIf) {
                 let t = &mut scope.tables.interfaces;
                 let ifindex = ifindex as u32;
-                if t.len() < limits.max_table_entries || t.contains_key(&ifindex) {
-                    t.insert(ifindex, InterfaceInfo { name, description });
+                if let Some(known) = t.get_mut(&ifindex) {
+                    // Exporters repeat their interface table every few seconds: a text is
+                    // copied only when it changed, so a refresh allocates nothing.
+                    set_text(&mut known.name, name);
+                    set_text(&mut known.description, description);
+                } else if t.len() < limits.max_table_entries {
+                    let mut info = InterfaceInfo::default();
+                    set_text(&mut info.name, name);
+                    set_text(&mut info.description, description);
+                    t.insert(ifindex, info);
                 }
             }
         }

@@ -194,8 +194,8 @@ impl<'a> Record<'a> {
             packets: self.uint(Slot::Packets),
             rev_bytes: self.uint(Slot::RevBytes),
             rev_packets: self.uint(Slot::RevPackets),
-            in_if: self.uint(Slot::InIf).map(|v| v as u32),
-            out_if: self.uint(Slot::OutIf).map(|v| v as u32),
+            in_if: self.in_if(),
+            out_if: self.out_if(),
             next_hop: self.ip(Slot::NextHopV4, Slot::NextHopV6),
             src_as: self.uint(Slot::SrcAs).map(|v| v as u32),
             dst_as: self.uint(Slot::DstAs).map(|v| v as u32),
@@ -211,9 +211,26 @@ impl<'a> Record<'a> {
             end_ns,
             times_from_record: from_record,
             sampling_interval: sampling,
-            sampler_id: self
-                .uint(Slot::SamplerId)
-                .or_else(|| self.uint(Slot::SelectorId)),
+            sampler_id: self.sampler_id(),
         }
+    }
+
+    /// Input interface (IE 10): [`Flow::in_if`] without reading the rest of the flow.
+    #[inline]
+    pub fn in_if(&self) -> Option<u32> {
+        self.uint(Slot::InIf).map(|v| v as u32)
+    }
+
+    /// Output interface (IE 14): [`Flow::out_if`].
+    #[inline]
+    pub fn out_if(&self) -> Option<u32> {
+        self.uint(Slot::OutIf).map(|v| v as u32)
+    }
+
+    /// Sampler id (IE 48/302): [`Flow::sampler_id`].
+    #[inline]
+    pub fn sampler_id(&self) -> Option<u64> {
+        self.uint(Slot::SamplerId)
+            .or_else(|| self.uint(Slot::SelectorId))
     }
 }

@@ -43,6 +43,7 @@ pub mod enricher;
 pub mod error;
 mod fields;
 pub mod geoip;
+pub mod learned;
 pub mod locality;
 pub mod names;
 
@@ -55,6 +56,7 @@ pub use enricher::{
 };
 pub use error::{DbKind, EnrichError};
 pub use geoip::{AsInfo, GeoInfo, GeoPoint, GeoTables};
+pub use learned::{IfTexts, Kept, KeptEnd, Learned};
 pub use locality::{locality, Locality, Prefix};
 pub use names::{protocol_name, service_name, tcp_flag_names};
 

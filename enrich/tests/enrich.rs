@@ -687,6 +687,21 @@ fn interface_descriptions_from_options_data() {
     assert_eq!(out.in_if.name.get(), None);
 }
 
+/// Calls `f` with every flow of every capture (and its scope's tables).
+fn every_capture_flow(
+    mut f: impl FnMut(&std::path::Path, &sluice_decode::Record<'_>, Option<&ScopeTables>),
+) {
+    for dir in ["netflow5", "netflow9", "ipfix", "generated"] {
+        for entry in std::fs::read_dir(shared().join("captures").join(dir)).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().and_then(|x| x.to_str()) != Some("pcap") {
+                continue;
+            }
+            each_flow(&path, |rec, t| f(&path, rec, t));
+        }
+    }
+}
+
 /// Every flow of every capture enriches without a panic and with consistent basics.
 #[test]
 fn every_capture_enriches() {
@@ -694,30 +709,131 @@ fn every_capture_enriches() {
     let mut c = e.cache();
     let mut out = Enriched::default();
     let mut flows = 0u64;
-    for dir in ["netflow5", "netflow9", "ipfix", "generated"] {
-        for entry in std::fs::read_dir(shared().join("captures").join(dir)).expect("dir") {
-            let path = entry.expect("entry").path();
-            if path.extension().and_then(|x| x.to_str()) != Some("pcap") {
-                continue;
+    every_capture_flow(|path, rec, t| {
+        let f = rec.flow();
+        e.enrich(&mut c, rec, &f, t, &mut out);
+        flows += 1;
+        assert_eq!(out.source.ip, f.src_ip);
+        assert_eq!(out.destination.ip, f.dst_ip);
+        if let (Some(s), Some(d), Some(p)) = (f.src_ip, f.dst_ip, f.proto) {
+            if s.is_ipv4() == d.is_ipv4() && !matches!(p, 1 | 6 | 17 | 58 | 132) {
+                assert!(out.community_id.is_some(), "{}", path.display());
             }
-            each_flow(&path, |rec, t| {
-                let f = rec.flow();
-                e.enrich(&mut c, rec, &f, t, &mut out);
-                flows += 1;
-                assert_eq!(out.source.ip, f.src_ip);
-                assert_eq!(out.destination.ip, f.dst_ip);
-                if let (Some(s), Some(d), Some(p)) = (f.src_ip, f.dst_ip, f.proto) {
-                    if s.is_ipv4() == d.is_ipv4() && !matches!(p, 1 | 6 | 17 | 58 | 132) {
-                        assert!(out.community_id.is_some(), "{}", path.display());
-                    }
-                }
-                if out.source_geo().is_some() {
-                    assert_eq!(out.source.locality, Some(Locality::Public));
-                }
-            });
         }
-    }
+        if out.source_geo().is_some() {
+            assert_eq!(out.source.locality, Some(Locality::Public));
+        }
+    });
     assert!(flows > 1000, "{flows}");
     assert!(c.stats().hits > 0 && c.stats().misses > 0);
     assert_eq!(c.stats().lookup_errors, 0);
+}
+
+/// What a document shows of an enrichment, for comparing two of them.
+fn shown(o: &Enriched) -> String {
+    let geo = |g: Option<&sluice_enrich::GeoInfo>| g.map(|g| format!("{g:?}"));
+    let org = |a: Option<&sluice_enrich::AsInfo>| a.and_then(|a| a.organization.clone());
+    format!(
+        "{:?} {:?}/{:?} {:?}/{:?} {:?} {:?} {:?}/{:?} {:?}/{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+        o.exporter_name.get(),
+        o.source.as_number,
+        org(o.source_as()),
+        o.destination.as_number,
+        org(o.destination_as()),
+        geo(o.source_geo()),
+        geo(o.destination_geo()),
+        o.sampling_interval,
+        o.sampling_source,
+        o.bytes,
+        o.packets,
+        o.in_if.index,
+        o.in_if.name.get(),
+        o.in_if.description.get(),
+        o.out_if.index,
+        o.out_if.name.get(),
+        o.out_if.description.get(),
+        o.source.locality,
+        o.destination.locality,
+        o.direction,
+        o.service,
+        o.transport,
+        o.community_id,
+        o.rev_bytes,
+        o.tcp_flags,
+    )
+}
+
+/// `enrich_learned` with what `Learned::from_tables` captured from the record alone (its
+/// sampler id and interfaces, without `Flow`) gives what `enrich` with the tables gives, and
+/// `enrich_kept` of `Enriched::kept` gives it again, without looking anything up: on every
+/// capture, with databases and an exporter configured, and with options data.
+#[test]
+fn learned_and_kept_enrichment_match_enrich() {
+    let e = Enricher::new(&config()).expect("enricher");
+    let bare = Enricher::new(&EnrichConfig::default()).expect("enricher");
+    let mut c = e.cache();
+    let mut bare_c = bare.cache();
+    let (mut a, mut b, mut k, mut s) = (
+        Enriched::default(),
+        Enriched::default(),
+        Enriched::default(),
+        Enriched::default(),
+    );
+    let (mut flows, mut learned_some, mut geo) = (0u64, 0u64, 0u64);
+    every_capture_flow(|path, rec, t| {
+        let f = rec.flow();
+        e.enrich(&mut c, rec, &f, t, &mut a);
+        let l = sluice_enrich::Learned::from_tables(t, rec.sampler_id(), rec.in_if(), rec.out_if());
+        learned_some += u64::from(l != sluice_enrich::Learned::default());
+        e.enrich_learned(&mut c, rec, &f, &l, &mut b);
+        assert_eq!(shown(&a), shown(&b), "{}", path.display());
+        // Kept values come back through an enricher with no databases and no config.
+        bare.enrich_kept(&mut bare_c, rec, &f, &a.kept(), &mut k);
+        assert_eq!(shown(&a), shown(&k), "{}", path.display());
+        // The store-only enrichment keeps the same values, so what a reader rebuilds from
+        // them is the whole enrichment again.
+        e.enrich_learned_for_store(&mut c, rec, &f, &l, &mut s);
+        assert!(
+            s.community_id.is_none() && s.service.is_none() && s.direction.is_none(),
+            "store-only enrichment computed derived fields"
+        );
+        bare.enrich_kept(&mut bare_c, rec, &f, &s.kept(), &mut k);
+        assert_eq!(shown(&a), shown(&k), "store-only, {}", path.display());
+        geo += u64::from(k.source_geo().is_some() || k.destination_geo().is_some());
+        flows += 1;
+    });
+    assert!(
+        flows > 1000 && learned_some > 10 && geo > 0,
+        "{flows} {learned_some} {geo}"
+    );
+}
+
+/// The exporter's configured interface names and sampling still win over learned ones.
+#[test]
+fn config_wins_over_learned_values() {
+    let mut cfg = config();
+    cfg.exporters[0].sampling_interval = Some(10);
+    let e = Enricher::new(&cfg).expect("enricher");
+    let rec = ipfix(
+        "192.0.2.1:2055",
+        &tcp(
+            "10.0.0.1",
+            "10.0.0.2",
+            40000,
+            22,
+            &[v(10, u32v(1)), v(14, u32v(2))],
+        ),
+    );
+    let t = tables();
+    let r = rec.record();
+    let l = sluice_enrich::Learned::from_tables(Some(&t), Some(7), r.in_if(), r.out_if());
+    assert_eq!(l.sampling, Some((100, SamplingSource::Sampler)));
+    let mut c = e.cache();
+    let mut out = Enriched::default();
+    e.enrich_learned(&mut c, &r, &r.flow(), &l, &mut out);
+    assert_eq!(out.sampling_interval, Some(10));
+    assert_eq!(out.sampling_source, Some(SamplingSource::Config));
+    assert_eq!(out.in_if.name.get(), Some("ge-0/0/1"), "configured");
+    assert_eq!(out.out_if.name.get(), Some("eth2"), "learned");
+    assert_eq!(out.out_if.description.get(), Some("lan"));
 }

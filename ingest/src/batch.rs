@@ -5,12 +5,19 @@
 //! Full batches go to the store thread over a crossbeam channel and come back on a return
 //! channel once written; `reset()` then keeps the arena's memory, so in steady state no
 //! allocation happens per record (only when a batch needs more room than ever before).
+//!
+//! What only the receive thread's decoder knows about a record, its scope's options data
+//! (sampler tables, interface names: [`Learned`]), is captured as the record is pushed, so
+//! that the store thread can enrich it: a small fixed-size value per record, its texts
+//! interned once per batch.
 
 use std::ptr::NonNull;
 
 use bumpalo::Bump;
 use sluice_decode::record::spans_of;
-use sluice_decode::{ExportHeader, Record, Template};
+use sluice_decode::{ExportHeader, Record, ScopeTables, Template};
+use sluice_enrich::{IfTexts, Learned, SamplingSource};
+use sluice_sink::store::StringTable;
 
 /// One record in a batch.
 #[derive(Clone, Copy, Debug)]
@@ -20,6 +27,18 @@ struct Item {
     /// The record's bytes in the batch's arena.
     data: NonNull<[u8]>,
     system_init_ms: Option<i64>,
+    learned: LearnedItem,
+}
+
+/// A record's [`Learned`] values, with its texts as references into the batch's strings.
+#[derive(Clone, Copy, Debug, Default)]
+struct LearnedItem {
+    /// Sampling interval (0: none).
+    sampling: u32,
+    /// Whether it came from the sampler table (else the scope's id-less interval).
+    sampler: bool,
+    /// In name, in description, out name, out description.
+    ifs: [u32; 4],
 }
 
 /// A batch of records owned by one core until it is sent.
@@ -28,6 +47,10 @@ pub struct Batch {
     items: Vec<Item>,
     headers: Vec<ExportHeader>,
     templates: Vec<Template>,
+    /// Interface texts of the records' [`Learned`] values.
+    strings: StringTable,
+    /// Last references given per text slot (consecutive records repeat them).
+    memo: [u32; 4],
     /// Which core's free list it returns to.
     pub core: usize,
 }
@@ -54,6 +77,8 @@ impl Batch {
             items: Vec::with_capacity(records),
             headers: Vec::with_capacity(64),
             templates: Vec::with_capacity(16),
+            strings: StringTable::default(),
+            memo: [0; 4],
             core,
         }
     }
@@ -73,12 +98,15 @@ impl Batch {
         self.items.clear();
         self.headers.clear();
         self.templates.clear();
+        self.strings.clear();
+        self.memo = [0; 4];
         self.arena.reset();
     }
 
-    /// Copies a record in. Headers and templates are interned against the last one added, which
-    /// is what consecutive records of one datagram share.
-    pub fn push(&mut self, r: &Record<'_>) {
+    /// Copies a record in, with what its scope's options data (`tables`, from
+    /// `Decoder::decode_with_tables`) gives it. Headers and templates are interned against the
+    /// last one added, which is what consecutive records of one datagram share.
+    pub fn push(&mut self, r: &Record<'_>, tables: Option<&ScopeTables>) {
         let header = match self.headers.last() {
             Some(h) if h == r.header => self.headers.len() - 1,
             _ => {
@@ -97,16 +125,68 @@ impl Batch {
             }
         };
         let data = NonNull::from(self.arena.alloc_slice_copy(r.data));
+        let learned = match tables {
+            // No options data from this exporter (the usual case): nothing to look up.
+            None => LearnedItem::default(),
+            Some(t) => self.learn(&Learned::from_tables(
+                Some(t),
+                r.sampler_id(),
+                r.in_if(),
+                r.out_if(),
+            )),
+        };
         self.items.push(Item {
             header: header as u32,
             template: template as u32,
             data,
             system_init_ms: r.system_init_ms,
+            learned,
         });
+    }
+
+    fn learn(&mut self, l: &Learned<'_>) -> LearnedItem {
+        LearnedItem {
+            sampling: l.sampling.map_or(0, |s| s.0),
+            sampler: l.sampling.is_some_and(|s| s.1 == SamplingSource::Sampler),
+            ifs: self
+                .strings
+                .intern_interfaces(&mut self.memo, l.in_if, l.out_if),
+        }
+    }
+
+    /// A record's [`Learned`] values back from its item.
+    fn learned(&self, it: &LearnedItem) -> Learned<'_> {
+        let source = if it.sampler {
+            SamplingSource::Sampler
+        } else {
+            SamplingSource::Scope
+        };
+        let s = |r: u32| self.strings.get(r);
+        Learned {
+            sampling: (it.sampling != 0).then_some((it.sampling, source)),
+            in_if: IfTexts {
+                name: s(it.ifs[0]),
+                description: s(it.ifs[1]),
+            },
+            out_if: IfTexts {
+                name: s(it.ifs[2]),
+                description: s(it.ifs[3]),
+            },
+        }
     }
 
     /// Calls `f` with each record, rebuilt as a [`Record`].
     pub fn for_each<F: FnMut(&Record<'_>)>(&self, scratch: &mut Vec<(u32, u32)>, mut f: F) {
+        self.for_each_learned(scratch, |r, _| f(r));
+    }
+
+    /// [`Batch::for_each`], with what the record's scope's options data gave it when it was
+    /// pushed.
+    pub fn for_each_learned<F: FnMut(&Record<'_>, &Learned<'_>)>(
+        &self,
+        scratch: &mut Vec<(u32, u32)>,
+        mut f: F,
+    ) {
         for it in &self.items {
             let (Some(h), Some(t)) = (
                 self.headers.get(it.header as usize),
@@ -125,13 +205,16 @@ impl Batch {
                 }
                 scratch
             };
-            f(&Record {
-                header: h,
-                template: t,
-                data,
-                spans,
-                system_init_ms: it.system_init_ms,
-            });
+            f(
+                &Record {
+                    header: h,
+                    template: t,
+                    data,
+                    spans,
+                    system_init_ms: it.system_init_ms,
+                },
+                &self.learned(&it.learned),
+            );
         }
     }
 }

@@ -323,6 +323,10 @@ pub struct Store {
     pub flush_interval: HumanDuration,
     /// zstd level.
     pub zstd_level: i32,
+    /// Keep each flow's enrichment (exporter and interface names, geo, AS, sampling) in the
+    /// store as it was when the flow arrived, so that `dump` shows it whatever the databases
+    /// and options data are later.
+    pub enrich: bool,
 }
 
 impl Default for Store {
@@ -335,6 +339,7 @@ impl Default for Store {
             max_size: HumanSize(0),
             flush_interval: HumanDuration(Duration::from_secs(1)),
             zstd_level: 3,
+            enrich: true,
         }
     }
 }

@@ -83,10 +83,12 @@ pub fn run(
     let flows = data_dir.join("flows");
     let reader = StoreReader::open(&flows)
         .with_context(|| format!("opening the store in {}", flows.display()))?;
-    // The store keeps records as the exporter sent them; enrichment (names, geo, scaling by the
-    // sampling the record carries or the config gives) is applied as they are read.
+    // The store keeps records as the exporter sent them and, since format 1.1 (`[store]
+    // enrich`), the enrichment they got when they arrived (names, geo, AS, sampling, also
+    // what the exporter's options data said): that is shown as kept. Records of older blocks
+    // are enriched as they are read, with today's config and databases and no options data.
     let mut out = DocWriter::new(format, EncodeOptions::default()).with_enricher(enricher);
-    let stats = reader.scan(from_ns, to_ns, |r| {
+    let stats = reader.scan_kept(from_ns, to_ns, |r, kept| {
         if out.failed() || r.template.options {
             return;
         }
@@ -96,7 +98,7 @@ pub fn run(
                 return;
             }
         }
-        out.record_with(r, &flow, None);
+        out.record_kept(r, &flow, kept);
     })?;
     out.finish()?;
     // A torn tail is what a crash (or the segment being written right now) leaves: normal.

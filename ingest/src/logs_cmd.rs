@@ -238,13 +238,15 @@ pub fn ingest_vpc(
     let mut shipper = if cfg.elasticsearch.enabled {
         let mut es = crate::ship::es_config(cfg)?;
         es.spool_dir = cfg.store.data_dir.join("spool-ingest");
-        Some(crate::ship::Shipper::start(
-            es,
-            crate::run::enricher(&cfg.enrich)?,
-        )?)
+        Some(crate::ship::Shipper::start(es)?)
     } else {
         None
     };
+    let keep = writer.is_some() && cfg.store.enrich;
+    let whole = shipper.is_some();
+    let mut enrich = (keep || shipper.is_some())
+        .then(|| crate::run::enricher(&cfg.enrich).map(crate::run::StoreEnrich::new))
+        .transpose()?;
     let mut dec = vpc_decoder(vpc_format)?;
     let mut cut = 0u64;
     let mut store_error = None;
@@ -257,15 +259,20 @@ pub fn ingest_vpc(
         for_each_line(input, MAX_LINE, |line, was_cut| {
             cut += u64::from(was_cut);
             dec.line(line, no_source(), now, |r| {
+                // Enriched once, for the store and the shipper alike.
+                let flow = r.flow();
+                let e = enrich
+                    .as_mut()
+                    .map(|en| en.run(r, &flow, &sluice_enrich::Learned::default(), whole));
                 if let Some(w) = writer.as_mut() {
                     if store_error.is_none() {
-                        if let Err(e) = w.append(r, now) {
+                        if let Err(e) = w.append_enriched(r, e.filter(|_| keep), now) {
                             store_error = Some(e);
                         }
                     }
                 }
-                if let Some(s) = shipper.as_mut() {
-                    s.push(r, ordinal);
+                if let (Some(s), Some(e)) = (shipper.as_mut(), e) {
+                    s.push(r, &flow, e, ordinal);
                     pending += 1;
                     if pending >= 4096 {
                         s.submit();

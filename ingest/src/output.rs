@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, StdoutLock, Write};
 use std::sync::Arc;
 
 use sluice_decode::{Flow, Record, ScopeTables};
-use sluice_enrich::{CoreCache, Enriched, Enricher};
+use sluice_enrich::{CoreCache, Enriched, Enricher, Kept};
 use sluice_sink::ecs::{self, EncodeOptions};
 
 use crate::Format;
@@ -68,12 +68,32 @@ impl DocWriter {
     /// Encodes one record whose flow view the caller already has; `tables` are the options
     /// tables of its scope, for enrichment.
     pub fn record_with(&mut self, r: &Record<'_>, flow: &Flow, tables: Option<&ScopeTables>) {
+        self.encode(r, flow, |en, cache, out| {
+            en.enrich(cache, r, flow, tables, out)
+        });
+    }
+
+    /// Encodes one stored record: enriched with the values kept with it when it has them
+    /// (the store's enrichment columns), else as it is read (without options data).
+    pub fn record_kept(&mut self, r: &Record<'_>, flow: &Flow, kept: Option<&Kept<'_>>) {
+        self.encode(r, flow, |en, cache, out| match kept {
+            Some(k) => en.enrich_kept(cache, r, flow, k, out),
+            None => en.enrich(cache, r, flow, None, out),
+        });
+    }
+
+    fn encode(
+        &mut self,
+        r: &Record<'_>,
+        flow: &Flow,
+        enrich: impl FnOnce(&Enricher, &mut CoreCache, &mut Enriched),
+    ) {
         if self.err.is_some() {
             return;
         }
         let e = match &mut self.enrich {
             Some((en, cache, out)) if !r.template.options => {
-                en.enrich(cache, r, flow, tables, out);
+                enrich(en, cache, out);
                 Some(&**out)
             }
             _ => None,

@@ -5,8 +5,11 @@
 //!   per listener, its own [`Decoder`] (template cache) and its own batches. Decoding happens on
 //!   the thread that received the datagram. Templates are published to a registry shared by
 //!   all workers and saved to `templates.bin` (see `sluice_decode::shared`);
-//! - the store thread: writes batches to the local store, flushes every `flush_interval`,
-//!   applies retention, saves the template registry, returns batches to their worker;
+//! - the store thread: enriches each record once (with what its receive thread's decoder
+//!   learned from options data, captured in the batch) for the store's enrichment columns and
+//!   the Elasticsearch documents, writes batches to the local store, flushes every
+//!   `flush_interval`, applies retention, saves the template registry, returns batches to
+//!   their worker;
 //! - the HTTP thread for `/metrics` and `/healthz`;
 //! - one sender thread per `[[forward]]` target, fed copies of the accepted datagrams
 //!   (`forward.rs`).
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use crossbeam_channel::{bounded, Receiver as ChanRx, Sender as ChanTx, TrySendError};
 use sluice_decode::{Datagram, Decoder, Limits, SharedTemplates};
+use sluice_enrich::{CoreCache, Enriched, Enricher};
 use sluice_sink::store::{StoreConfig, StoreWriter};
 
 use crate::batch::Batch;
@@ -96,6 +100,8 @@ pub fn enricher(cfg: &crate::config::Enrich) -> Result<Arc<sluice_enrich::Enrich
 struct Live {
     flush_interval: Duration,
     store: StoreConfig,
+    /// `[store] enrich`: keep each record's enrichment in the store.
+    keep_enrichment: bool,
 }
 
 /// Runs until SIGINT/SIGTERM.
@@ -179,7 +185,9 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
     let live = Arc::new(Mutex::new(Live {
         flush_interval: cfg.store.flush_interval.0,
         store: store_config(&cfg),
+        keep_enrichment: cfg.store.enrich,
     }));
+    let enricher = enricher(&cfg.enrich)?;
     let writer = if cfg.store.enabled {
         let mut w = StoreWriter::open(store_config(&cfg)).context("opening the local store")?;
         w.track_ages(Arc::clone(&metrics.record_ages));
@@ -194,7 +202,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
             es.urls.join(", "),
             es.data_stream.as_deref().unwrap_or(&es.index)
         );
-        Some(crate::ship::Shipper::start(es, enricher(&cfg.enrich)?)?)
+        Some(crate::ship::Shipper::start(es)?)
     } else {
         None
     };
@@ -248,6 +256,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
                 store_loop(
                     writer,
                     shipper,
+                    enricher,
                     from_workers,
                     returns,
                     metrics,
@@ -336,12 +345,14 @@ fn apply_reload(old: &Config, path: Option<&std::path::Path>, live: &Mutex<Live>
     let sc = store_config(&new);
     g.store.max_age_secs = sc.max_age_secs;
     g.store.max_bytes = sc.max_bytes;
+    g.keep_enrichment = new.store.enrich;
     log!(
-        "SIGHUP: reloaded {}: retention {:?}, max size {:?}, flush interval {:?}",
+        "SIGHUP: reloaded {}: retention {:?}, max size {:?}, flush interval {:?}, keep enrichment {}",
         path.display(),
         g.store.max_age_secs,
         g.store.max_bytes,
-        g.flush_interval
+        g.flush_interval,
+        g.keep_enrichment
     );
     if new.listeners != old.listeners
         || new.receive != old.receive
@@ -465,9 +476,9 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                             let b = &mut batch;
                             match ctx.protocols[*li] {
                                 crate::config::Protocol::Netflow => {
-                                    let _ = ctx.decoder.decode(&d, |r| {
+                                    let _ = ctx.decoder.decode_with_tables(&d, |r, t| {
                                         if !r.template.options {
-                                            b.push(r);
+                                            b.push(r, t);
                                         }
                                     });
                                 }
@@ -475,13 +486,14 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                                     let m = &ctx.metrics;
                                     let _ = ctx.sflow.decode(
                                         &d,
-                                        |r| b.push(r),
+                                        |r| b.push(r, None),
                                         |cs| m.sflow_counters(cs),
                                     );
                                 }
                                 crate::config::Protocol::Syslog => {
-                                    ctx.syslog
-                                        .datagram(*li, d.payload, d.src, recv_ns, |r| b.push(r));
+                                    ctx.syslog.datagram(*li, d.payload, d.src, recv_ns, |r| {
+                                        b.push(r, None)
+                                    });
                                 }
                             }
                         }
@@ -718,10 +730,62 @@ impl StoreTrouble {
     }
 }
 
+/// Enrichment on the store thread (and in `sluice ingest`): the shared enricher, this
+/// thread's cache and output.
+pub(crate) struct StoreEnrich {
+    enricher: Arc<Enricher>,
+    cache: CoreCache,
+    out: Box<Enriched>,
+}
+
+impl StoreEnrich {
+    pub(crate) fn new(enricher: Arc<Enricher>) -> StoreEnrich {
+        StoreEnrich {
+            cache: enricher.cache(),
+            enricher,
+            out: Box::default(),
+        }
+    }
+
+    /// Enriches one record with what its scope's options data gave it; returns the result.
+    /// `whole`: everything a document shows; otherwise only what the local store keeps
+    /// ([`Enricher::enrich_learned_for_store`]).
+    pub(crate) fn run(
+        &mut self,
+        r: &sluice_decode::Record<'_>,
+        flow: &sluice_decode::Flow,
+        learned: &sluice_enrich::Learned<'_>,
+        whole: bool,
+    ) -> &Enriched {
+        if whole {
+            self.enricher
+                .enrich_learned(&mut self.cache, r, flow, learned, &mut self.out);
+        } else {
+            self.enricher.enrich_learned_for_store(
+                &mut self.cache,
+                r,
+                flow,
+                learned,
+                &mut self.out,
+            );
+        }
+        &self.out
+    }
+
+    /// Exports the cache's figures and picks up changed GeoIP databases.
+    fn publish(&mut self, m: &Metrics) {
+        let cs = self.cache.stats();
+        m.enrich_cache_hits.set(cs.hits as i64);
+        m.enrich_cache_misses.set(cs.misses as i64);
+        let _ = self.enricher.maybe_reload();
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn store_loop(
     mut writer: Option<StoreWriter>,
     mut shipper: Option<crate::ship::Shipper>,
+    enricher: Arc<Enricher>,
     rx: ChanRx<Batch>,
     returns: Vec<ChanTx<Batch>>,
     metrics: Metrics,
@@ -730,6 +794,7 @@ fn store_loop(
     tpl_path: PathBuf,
 ) -> Result<u64> {
     let mut scratch = Vec::new();
+    let mut enrich = StoreEnrich::new(enricher);
     let mut last_flush = Instant::now();
     let mut last_retention = Instant::now();
     let mut last_save = Instant::now();
@@ -757,15 +822,25 @@ fn store_loop(
             let mut failed = None;
             let mut last_header: *const sluice_decode::ExportHeader = std::ptr::null();
             let mut ordinal = 0u32;
-            b.for_each(&mut scratch, |r| {
+            let keep = writer.is_some() && settings.keep_enrichment;
+            let needed = keep || shipper.is_some();
+            // Without a shipper only what the store keeps is worth computing.
+            let whole = shipper.is_some();
+            b.for_each_learned(&mut scratch, |r, learned| {
+                // Each record is enriched once, for the store and the shipper alike.
+                let flow = needed.then(|| r.flow());
+                let e = flow
+                    .as_ref()
+                    .map(|f| enrich.run(r, f, learned, whole))
+                    .filter(|_| keep);
                 if let Some(w) = writer.as_mut() {
                     // Every record is offered even after a failure: the writer counts what it
                     // drops, and a later block may well fit (a freed disk, another partition).
-                    if let Err(e) = w.append(r, now) {
+                    if let Err(e) = w.append_enriched(r, e, now) {
                         failed.get_or_insert(e);
                     }
                 }
-                if let Some(s) = shipper.as_mut() {
+                if let (Some(s), Some(flow)) = (shipper.as_mut(), flow.as_ref()) {
                     // Records of one datagram share one header in the batch: their position
                     // among its records is part of their id.
                     if std::ptr::eq(last_header, r.header) {
@@ -774,7 +849,7 @@ fn store_loop(
                         last_header = r.header;
                         ordinal = 0;
                     }
-                    s.push(r, ordinal);
+                    s.push(r, flow, &enrich.out, ordinal);
                 }
             });
             if let Some(s) = shipper.as_mut() {
@@ -817,6 +892,7 @@ fn store_loop(
             if let Some(s) = shipper.as_mut() {
                 s.publish(&metrics);
             }
+            enrich.publish(&metrics);
             let t = shared.len();
             if t != templates_gauge {
                 metrics.templates_cached.set(t as i64);

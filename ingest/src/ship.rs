@@ -1,14 +1,13 @@
-//! Shipping to Elasticsearch/OpenSearch from the store thread: each record is enriched,
-//! encoded as a lean ECS document ([`encode_json_lean`]) and submitted with a deterministic
+//! Shipping to Elasticsearch/OpenSearch from the store thread: each record, enriched by the
+//! store thread (once, for the store too), is encoded as a lean ECS document ([`encode_json_lean`]) and submitted with a deterministic
 //! id, so that a retry or a replay from the spool can never create a second copy (`create`
 //! answers 409 for an id that exists, which counts as delivered).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use sluice_decode::Record;
-use sluice_enrich::{CoreCache, Enriched, Enricher};
+use sluice_decode::{Flow, Record};
+use sluice_enrich::Enriched;
 use sluice_sink::ecs::encode_json_lean;
 use sluice_sink::es::{Auth, Doc, EsConfig, EsSink, EsStats};
 
@@ -85,9 +84,6 @@ pub fn record_id(r: &Record<'_>, ordinal: u32) -> [u8; 16] {
 /// Encodes records and hands them to the sink in chunks.
 pub struct Shipper {
     sink: EsSink,
-    enricher: Arc<Enricher>,
-    cache: CoreCache,
-    enriched: Box<Enriched>,
     buf: Vec<u8>,
     spans: Vec<(usize, usize, [u8; 16], i64)>,
     last: EsStats,
@@ -101,33 +97,27 @@ impl std::fmt::Debug for Shipper {
 
 impl Shipper {
     /// Starts the sink (its threads set up the cluster in the background).
-    pub fn start(cfg: EsConfig, enricher: Arc<Enricher>) -> Result<Shipper> {
+    pub fn start(cfg: EsConfig) -> Result<Shipper> {
         if !cfg.tls_verify {
             crate::run::log!(
                 "WARNING: elasticsearch.tls_verify = false: the cluster's certificate is not checked"
             );
         }
         let sink = EsSink::start(cfg).context("starting the Elasticsearch sink")?;
-        let cache = enricher.cache();
         Ok(Shipper {
             sink,
-            enricher,
-            cache,
-            enriched: Box::default(),
             buf: Vec::with_capacity(1 << 20),
             spans: Vec::with_capacity(4096),
             last: EsStats::default(),
         })
     }
 
-    /// Adds one record (`ordinal`: its position among its datagram's records).
-    pub fn push(&mut self, r: &Record<'_>, ordinal: u32) {
-        let flow = r.flow();
-        self.enricher
-            .enrich(&mut self.cache, r, &flow, None, &mut self.enriched);
+    /// Adds one record (`flow`: `r.flow()`; `e`: its enrichment; `ordinal`: its position
+    /// among its datagram's records).
+    pub fn push(&mut self, r: &Record<'_>, flow: &Flow, e: &Enriched, ordinal: u32) {
         let start = self.buf.len();
         // Lean documents: the `netflow.*` copies of what the ECS fields show are left out.
-        encode_json_lean(&mut self.buf, r, &flow, Some(&self.enriched));
+        encode_json_lean(&mut self.buf, r, flow, Some(e));
         let ts = sluice_decode::time::export_ns(r);
         self.spans
             .push((start, self.buf.len(), record_id(r, ordinal), ts));
@@ -154,7 +144,7 @@ impl Shipper {
         self.buf.clear();
     }
 
-    /// Exports the sink's and the enricher's figures.
+    /// Exports the sink's figures.
     pub fn publish(&mut self, m: &Metrics) {
         let st = self.sink.stats();
         let l = &self.last;
@@ -193,11 +183,7 @@ impl Shipper {
                 .set(cumulative as i64);
         }
         m.es_latency_count.set(st.bulk_latency.count as i64);
-        let cs = self.cache.stats();
-        m.enrich_cache_hits.set(cs.hits as i64);
-        m.enrich_cache_misses.set(cs.misses as i64);
         self.last = st;
-        let _ = self.enricher.maybe_reload();
     }
 
     /// Ships what it can within `deadline`; the rest stays in the spool for the next start.

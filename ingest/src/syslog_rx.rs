@@ -420,7 +420,7 @@ impl Conn {
         }
         let batch = &mut self.batch;
         self.decoder
-            .decode(msg, self.peer, now_ns(), |r| batch.push(r));
+            .decode(msg, self.peer, now_ns(), |r| batch.push(r, None));
     }
 
     fn publish(&mut self, shared: &Shared, publisher: &mut StatsPublisher) {

@@ -1,7 +1,10 @@
 //! The collector ships enriched documents to Elasticsearch: an in-test server that speaks the
 //! `_bulk` API as Elasticsearch 8 does (the sink's own test server, shared through a path
 //! module) receives each record exactly once, gzip-compressed, with the index template
-//! installed, also when the server refuses a bulk request with 429 first.
+//! installed, also when the server refuses a bulk request with 429 first. Documents carry
+//! what the exporter's options data told (interface names, the sampler table's interval),
+//! which only the receiving core's decoder knows and the store thread's enrichment gets
+//! through the batch.
 
 mod common;
 
@@ -37,7 +40,8 @@ fn collector_ships_each_record_once_to_elasticsearch() {
         c.netflow_port,
     );
     replay(&caps.join("generated/softflowd_ipfix.pcap"), c.ipfix_port);
-    let want = 46 + 46;
+    let learned = common::ipfix::send(c.ipfix_port);
+    let want = 46 + 46 + learned;
     assert_eq!(
         es.wait_count(want, Duration::from_secs(20)),
         want,
@@ -69,6 +73,32 @@ fn collector_ships_each_record_once_to_elasticsearch() {
     assert_eq!(se.source["source"]["geo"]["country_iso_code"], "SE");
     assert_eq!(se.source["source"]["as"]["number"], 29518);
     assert!(se.index.starts_with("sluice-flows-"), "{}", se.index);
+    // Options-learned values: interface texts and the sampler table's interval.
+    let learned_docs: Vec<_> = inner
+        .docs
+        .values()
+        .filter(|d| d.source["observer"]["ingress"]["interface"]["name"].is_string())
+        .collect();
+    assert_eq!(learned_docs.len(), learned);
+    for d in learned_docs {
+        let s = &d.source;
+        let want_alias = match s["observer"]["ingress"]["interface"]["name"].as_str() {
+            Some("xe-0/0/1") => "transit: AS64500",
+            Some("xe-0/0/2") => "peering IX",
+            other => {
+                assert_eq!(other, Some("ae0.100"));
+                "customers"
+            }
+        };
+        assert_eq!(s["observer"]["ingress"]["interface"]["alias"], want_alias);
+        assert!(s["observer"]["egress"]["interface"]["name"].is_string());
+        assert_eq!(
+            s["network"]["sampling_interval"],
+            u64::from(common::ipfix::SAMPLING)
+        );
+        let bytes = s["network"]["bytes"].as_u64().expect("bytes");
+        assert!(bytes >= 1000 * 100 && bytes % 100 == 0, "{bytes}");
+    }
     drop(inner);
     // Read back with `sluice dump --source es` (point in time + search_after).
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))

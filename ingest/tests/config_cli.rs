@@ -34,6 +34,7 @@ fn default_config_checks_and_bad_keys_are_named() {
     for (body, key) in [
         ("[store]\nretension = \"1d\"\n", "retension"),
         ("[receive]\nbatch = 5000\n", "receive.batch"),
+        ("[store]\nenrich = \"yes\"\n", "enrich"),
         ("[metrics]\naddress = \"nowhere\"\n", "address"),
         (
             "[[listener]]\nname = \"a\"\naddress = \"[::]:1\"\nprotocol = \"sflow9\"\n",

@@ -14,7 +14,6 @@ mod es_util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, UdpSocket};
-use std::process::Command;
 use std::time::Duration;
 
 use common::collector::{replay, wait_until, Collector, Options, TempDir};
@@ -133,16 +132,8 @@ fn expected(docs: &[&Value], by: &str) -> (BTreeMap<String, Counts>, Counts) {
 
 /// stdout of a `sluice` run that must succeed.
 fn stdout_of(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .output()
-        .expect("run sluice");
-    assert!(
-        out.status.success(),
-        "sluice {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    common::collector::sluice_stdout(&args)
 }
 
 fn sluice(args: &[&str]) -> Value {

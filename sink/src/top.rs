@@ -5,14 +5,16 @@
 //! Both answer the same question, so their tables agree on the same flows:
 //! - **bytes, packets** are what documents hold as `network.bytes` / `network.packets`: forward
 //!   plus reverse counts (biflows), scaled by the sampling interval as enrichment does it (the
-//!   exporter's configured override, else the record's own interval). The local store applies
-//!   enrichment as it reads, without the exporters' sampler tables (as `sluice dump` does);
-//!   documents shipped live had them;
+//!   exporter's configured override, else the record's own interval, else the exporter's
+//!   sampler tables). The local store uses the interval kept with each record (format 1.1,
+//!   which had the sampler tables, as documents shipped live did); records of older blocks
+//!   are scaled as they are read, without the sampler tables (as `sluice dump` does);
 //! - **flows** is the number of flow records (options records are not flows);
 //! - **keys** ([`By`]): `src`/`dst` address, `conversation` (the ordered source, destination
 //!   pair: A to B and B to A are two rows), `dport` (destination port), `proto` (IP protocol
 //!   number), `as` and `country` (of either end: GeoIP, with the record's own AS as fallback
-//!   for `as`), `exporter` (its address, any port), `interface` (exporter address and ifIndex,
+//!   for `as`; the values kept with the record when it has them, else looked up as read),
+//!   `exporter` (its address, any port), `interface` (exporter address and ifIndex,
 //!   input or output). IPv4-mapped IPv6 addresses count as the IPv4 address, as
 //!   Elasticsearch's `ip` type does;
 //! - **either-end keys** (`as`, `country`, `interface`): a flow counts once toward each
@@ -35,7 +37,7 @@ use std::str::FromStr;
 
 use rustc_hash::FxHashMap;
 use sluice_decode::{Flow, Record};
-use sluice_enrich::{CoreCache, Enricher};
+use sluice_enrich::{CoreCache, Enricher, Kept};
 
 use crate::filter::Filter;
 use crate::store::{ScanStats, Shard, StoreError, StoreReader};
@@ -402,12 +404,12 @@ fn aggregate_shard<T, F>(
 ) -> Result<Partial<T>, StoreError>
 where
     T: Table,
-    F: Fn(&Record<'_>, &Flow, &mut CoreCache) -> Keys<T::K>,
+    F: Fn(&Record<'_>, &Flow, Option<&Kept<'_>>, &mut CoreCache) -> Keys<T::K>,
 {
     let mut table = T::default();
     let mut total = Counts::default();
     let mut cache = enricher.cache();
-    let stats = reader.scan_shard(shard, q.from_ns, q.to_ns, |r| {
+    let stats = reader.scan_shard_kept(shard, q.from_ns, q.to_ns, |r, kept| {
         if r.template.options {
             return;
         }
@@ -417,13 +419,15 @@ where
                 return;
             }
         }
-        let k = enricher
-            .sampling(&mut cache, r.header.exporter.ip(), &flow, None)
-            .map_or(1, |s| u64::from(s.0));
+        let sampling = match kept {
+            Some(k) => k.sampling,
+            None => enricher.sampling(&mut cache, r.header.exporter.ip(), &flow, None),
+        };
+        let k = sampling.map_or(1, |s| u64::from(s.0));
         let bytes = scaled(flow.bytes, flow.rev_bytes, k);
         let packets = scaled(flow.packets, flow.rev_packets, k);
         total.add(bytes, packets);
-        let [a, b] = keys(r, &flow, &mut cache);
+        let [a, b] = keys(r, &flow, kept, &mut cache);
         if let Some(a) = a {
             table.slot(a).add(bytes, packets);
         }
@@ -468,7 +472,7 @@ fn aggregate<T, F>(
 ) -> Result<Sums<T::K>, StoreError>
 where
     T: Table,
-    F: Fn(&Record<'_>, &Flow, &mut CoreCache) -> Keys<T::K> + Sync,
+    F: Fn(&Record<'_>, &Flow, Option<&Kept<'_>>, &mut CoreCache) -> Keys<T::K> + Sync,
 {
     let count = q.threads.max(1);
     let parts: Vec<Result<Partial<T>, StoreError>> = if count == 1 {
@@ -564,7 +568,7 @@ pub fn top_local(
     let (rows, total, distinct, stats) = match q.by {
         By::Src | By::Dst | By::Exporter => {
             let by = q.by;
-            let sums = aggregate::<Map<u128>, _>(reader, q, enricher, |r, f, _| {
+            let sums = aggregate::<Map<u128>, _>(reader, q, enricher, |r, f, _, _| {
                 let ip = match by {
                     By::Src => f.src_ip,
                     By::Dst => f.dst_ip,
@@ -575,7 +579,7 @@ pub fn top_local(
             rows(sums, q, |k| Key::Ip(ip_of(k)))
         }
         By::Conversation => {
-            let sums = aggregate::<Map<(u128, u128)>, _>(reader, q, enricher, |_, f, _| {
+            let sums = aggregate::<Map<(u128, u128)>, _>(reader, q, enricher, |_, f, _, _| {
                 let pair = f.src_ip.zip(f.dst_ip);
                 [pair.map(|(s, d)| (ip_bits(s), ip_bits(d))), None]
             })?;
@@ -583,31 +587,38 @@ pub fn top_local(
         }
         By::Dport => {
             let sums =
-                aggregate::<Dense<u16>, _>(reader, q, enricher, |_, f, _| [f.dst_port, None])?;
+                aggregate::<Dense<u16>, _>(reader, q, enricher, |_, f, _, _| [f.dst_port, None])?;
             rows(sums, q, Key::Port)
         }
         By::Proto => {
-            let sums = aggregate::<Dense<u8>, _>(reader, q, enricher, |_, f, _| [f.proto, None])?;
+            let sums =
+                aggregate::<Dense<u8>, _>(reader, q, enricher, |_, f, _, _| [f.proto, None])?;
             rows(sums, q, Key::Proto)
         }
         By::As => {
-            let sums = aggregate::<Map<u32>, _>(reader, q, enricher, |_, f, cache| {
-                enricher.ends(cache, f).map(|e| e.as_number)
-            })?;
+            let sums =
+                aggregate::<Map<u32>, _>(reader, q, enricher, |_, f, kept, cache| match kept {
+                    Some(k) => [k.source.as_number, k.destination.as_number],
+                    None => enricher.ends(cache, f).map(|e| e.as_number),
+                })?;
             rows(sums, q, Key::As)
         }
         By::Country => {
-            let sums = aggregate::<Map<CountryKey>, _>(reader, q, enricher, |_, f, cache| {
-                enricher.ends(cache, f).map(|e| {
-                    e.geo
-                        .and_then(|g| g.country_iso_code.as_deref())
-                        .map(country_key)
-                })
-            })?;
+            let sums =
+                aggregate::<Map<CountryKey>, _>(reader, q, enricher, |_, f, kept, cache| {
+                    let country = |g: Option<&sluice_enrich::GeoInfo>| {
+                        g.and_then(|g| g.country_iso_code.as_deref())
+                            .map(country_key)
+                    };
+                    match kept {
+                        Some(k) => [country(k.source.geo), country(k.destination.geo)],
+                        None => enricher.ends(cache, f).map(|e| country(e.geo)),
+                    }
+                })?;
             rows(sums, q, |k| Key::Country(country_of(k)))
         }
         By::Interface => {
-            let sums = aggregate::<Map<(u128, u32)>, _>(reader, q, enricher, |r, f, _| {
+            let sums = aggregate::<Map<(u128, u32)>, _>(reader, q, enricher, |r, f, _, _| {
                 let e = ip_bits(r.header.exporter.ip());
                 [f.in_if.map(|i| (e, i)), f.out_if.map(|i| (e, i))]
             })?;

@@ -1,6 +1,7 @@
 //! Starting and stopping a real `sluice run` for black-box tests: a temporary data directory
 //! and config, free loopback ports, `/healthz` and `/metrics` over plain HTTP.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -203,28 +204,48 @@ impl Collector {
 
     /// `sluice dump` of everything in the store (all time), as JSON documents.
     pub fn dump_all(&self, filter: Option<&str>) -> Vec<serde_json::Value> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-        cmd.arg("dump")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--from")
-            .arg("1971-01-01T00:00:00Z")
-            .arg("--to")
-            .arg("2200-01-01T00:00:00Z");
+        self.dump_all_with(
+            &[OsStr::new("--data-dir"), self.data_dir.as_os_str()],
+            filter,
+        )
+    }
+
+    /// `sluice dump` of everything with `args` choosing the store (`--data-dir DIR`, or
+    /// `--config FILE` for the config's store and enrichment settings).
+    pub fn dump_all_with(&self, args: &[&OsStr], filter: Option<&str>) -> Vec<serde_json::Value> {
+        let mut a: Vec<&OsStr> = vec![OsStr::new("dump")];
+        a.extend_from_slice(args);
+        a.extend(ALL_TIME.iter().map(OsStr::new));
         if let Some(f) = filter {
-            cmd.arg("--where").arg(f);
+            a.extend([OsStr::new("--where"), OsStr::new(f)]);
         }
-        let out = cmd.output().expect("run sluice dump");
-        assert!(
-            out.status.success(),
-            "dump failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
+        sluice_stdout(&a)
             .lines()
             .map(|l| serde_json::from_str(l).expect("dump line is JSON"))
             .collect()
     }
+}
+
+/// `--from`/`--to` covering every stored record.
+pub const ALL_TIME: [&str; 4] = [
+    "--from",
+    "1971-01-01T00:00:00Z",
+    "--to",
+    "2200-01-01T00:00:00Z",
+];
+
+/// Runs `sluice ARGS`, checks that it succeeded, returns its standard output.
+pub fn sluice_stdout(args: &[&OsStr]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .output()
+        .expect("run sluice");
+    assert!(
+        out.status.success(),
+        "sluice {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Drop for Collector {

@@ -144,6 +144,7 @@
 #![allow(dead_code)]
 
 pub mod collector;
+pub mod ipfix;
 pub mod nfparser;
 pub mod norm;
 pub mod pcap;

@@ -10,12 +10,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 
 use rustc_hash::FxHashMap;
 use sluice_decode::{Dialect, ExportHeader, FieldSpec, Record, Template};
+use sluice_enrich::Enriched;
 
 use super::error::StoreError;
 use super::format::{
     col, put_varint, unzigzag, zigzag, BlockHeader, ColumnEntry, Cursor, BLOCK_ZSTD, COL_REQUIRED,
     ENC_V1,
 };
+use super::kept::{decode_kept, KeptBlock, KeptBuilder, RECORD_COLUMNS, TABLE_COLUMNS};
 
 /// R_DATA group layout: records of the template back to back, in record order.
 const LAYOUT_ROWS: u8 = 0;
@@ -66,6 +68,7 @@ pub struct BlockBuilder {
     rec_len: Vec<u32>,
     rec_sysinit: Vec<Option<i64>>,
     data: Vec<u8>,
+    kept: KeptBuilder,
     min_ts: i64,
     max_ts: i64,
 }
@@ -97,8 +100,14 @@ impl BlockBuilder {
         self.data.len()
     }
 
-    /// Buffers one record stamped `ts` (its @timestamp).
-    pub fn push(&mut self, rec: &Record<'_>, ts: i64) -> Result<(), StoreError> {
+    /// Buffers one record stamped `ts` (its @timestamp), with its enrichment if it is to be
+    /// kept.
+    pub fn push(
+        &mut self,
+        rec: &Record<'_>,
+        ts: i64,
+        enriched: Option<&Enriched>,
+    ) -> Result<(), StoreError> {
         let len = u32::try_from(rec.data.len())
             .map_err(|_| StoreError::Corrupt("record longer than 4 GiB"))?;
         let h = self.intern_header(rec.header);
@@ -115,6 +124,7 @@ impl BlockBuilder {
         self.rec_len.push(len);
         self.rec_sysinit.push(rec.system_init_ms);
         self.data.extend_from_slice(rec.data);
+        self.kept.push(enriched);
         Ok(())
     }
 
@@ -171,6 +181,7 @@ impl BlockBuilder {
         self.rec_len.clear();
         self.rec_sysinit.clear();
         self.data.clear();
+        self.kept.clear();
     }
 
     /// Encodes the buffered records as a framed block appended to `frame`, and empties the
@@ -185,7 +196,7 @@ impl BlockBuilder {
     ) -> Result<u32, StoreError> {
         let records = self.rec_len.len() as u32;
         raw.clear();
-        let mut columns = Vec::with_capacity(16);
+        let mut columns = Vec::with_capacity(32);
         let mut column =
             |raw: &mut Vec<u8>, id: u16, required: bool, fill: &dyn Fn(&mut Vec<u8>)| {
                 let start = raw.len();
@@ -273,6 +284,11 @@ impl BlockBuilder {
             }
         });
         column(raw, col::R_DATA, true, &|o| self.write_data(o));
+        if self.kept.is_on() {
+            for id in TABLE_COLUMNS.into_iter().chain(RECORD_COLUMNS) {
+                column(raw, id, false, &|o| self.kept.write_column(id, o));
+            }
+        }
 
         let raw_len = u32::try_from(raw.len())
             .map_err(|_| StoreError::Corrupt("block payload above 4 GiB"))?;
@@ -459,6 +475,12 @@ pub struct DecodedBlock {
     pub records: Vec<RecordSlot>,
     /// Record bytes, back in row order.
     pub rows: Vec<u8>,
+    /// Set by the caller: decode the enrichment columns too.
+    pub read_kept: bool,
+    /// Whether `kept` holds this block's enrichment (it has the columns and `read_kept`).
+    pub has_kept: bool,
+    /// Enrichment of the records, by record index.
+    pub kept: KeptBlock,
 }
 
 /// Columns of the payload by id; unknown optional ones are left out.
@@ -484,6 +506,14 @@ impl<'a> Columns<'a> {
             col::R_LENGTH,
             col::R_SYSINIT,
             col::R_DATA,
+            col::K_STRINGS,
+            col::K_GEO,
+            col::K_AS,
+            col::R_K_EXPORTER,
+            col::R_K_GEO,
+            col::R_K_AS,
+            col::R_K_SAMPLING,
+            col::R_K_IFACE,
         ];
         let mut found = Vec::with_capacity(h.columns.len());
         let mut at = 0usize;
@@ -649,7 +679,9 @@ pub fn decode_block_into(
     if total > data.len() as u64 {
         return Err(StoreError::Corrupt("record lengths above the data column"));
     }
-    ungroup(data, records, n_templates, total as usize, &mut out.rows)
+    ungroup(data, records, n_templates, total as usize, &mut out.rows)?;
+    out.has_kept = out.read_kept && decode_kept(|id| cols.get(id), n_records, &mut out.kept)?;
+    Ok(())
 }
 
 fn decode_headers(cols: &Columns<'_>, n: usize) -> Result<Vec<ExportHeader>, StoreError> {
@@ -875,7 +907,7 @@ mod tests {
                 spans: &spans,
                 system_init_ms: o.sysinit,
             };
-            b.push(&rec, o.header.export_time_ns).expect("push");
+            b.push(&rec, o.header.export_time_ns, None).expect("push");
         }
         let mut c = zstd::bulk::Compressor::new(3).expect("compressor");
         let (mut raw, mut packed, mut frame) = (Vec::new(), Vec::new(), Vec::new());

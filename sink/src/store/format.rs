@@ -7,8 +7,12 @@ use crate::timefmt::{parse_rfc3339, write_rfc3339};
 
 /// First bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SLUICEST";
-/// Format version this code writes, and the newest it reads.
+/// Format version this code writes, and the newest it reads (the segment header's version).
 pub const FORMAT_VERSION: u16 = 1;
+/// Minor revision of [`FORMAT_VERSION`] this code writes: 1.1 adds the optional enrichment
+/// columns. Minor revisions only add optional columns, so they are not written anywhere: a
+/// block has the columns or not, and every 1.x reader reads every 1.x block.
+pub const FORMAT_MINOR: u16 = 1;
 /// Length of the v1 segment header. A later version may write a longer header; its length is
 /// stored in the header so that older framing code can still find the first block.
 pub const SEGMENT_HEADER_LEN: usize = 24;
@@ -29,7 +33,7 @@ pub const COL_REQUIRED: u8 = 1;
 /// far below it (see `MAX_BLOCK_DATA`); the bound keeps a corrupt-but-checksummed length or a
 /// hostile file from making the reader allocate gigabytes.
 pub const MAX_RAW_LEN: u32 = 256 << 20;
-/// Most columns a block may list; v1 writes 13.
+/// Most columns a block may list; 1.0 writes 15, 1.1 with enrichment 23.
 pub const MAX_COLUMNS: u16 = 256;
 
 /// Suffix of segment files; other files in a partition directory are ignored.
@@ -71,6 +75,29 @@ pub mod col {
     pub const R_SYSINIT: u16 = 23;
     /// Record bytes grouped by template (see `block.rs`).
     pub const R_DATA: u16 = 24;
+
+    // Format 1.1: enrichment kept per record (see `kept.rs`), all optional. References are
+    // 1-based indices into the block's tables, 0 = none.
+    /// String table: varint count, then per string varint length and UTF-8 bytes.
+    pub const K_STRINGS: u16 = 30;
+    /// Geo table: varint count, then per entry 7 varint string references (continent code,
+    /// continent name, country ISO code, country name, region ISO code, region name, city)
+    /// and a location byte (0 none, 1 followed by latitude and longitude as f64 LE).
+    pub const K_GEO: u16 = 31;
+    /// AS table: varint count, then per entry varint AS number, varint organization reference.
+    pub const K_AS: u16 = 32;
+    /// Per record: exporter name (string reference).
+    pub const R_K_EXPORTER: u16 = 33;
+    /// Per record: source geo, destination geo (geo references).
+    pub const R_K_GEO: u16 = 34;
+    /// Per record: source AS, destination AS (AS references).
+    pub const R_K_AS: u16 = 35;
+    /// Per record: sampling interval applied (varint, 0 = none), then if not 0 its source
+    /// (u8: 1 config, 2 record, 3 sampler table, 4 scope).
+    pub const R_K_SAMPLING: u16 = 36;
+    /// Per record: input interface name, input description, output name, output description
+    /// (string references).
+    pub const R_K_IFACE: u16 = 37;
 }
 
 /// Encoding number of every v1 column.

@@ -1,12 +1,14 @@
 //! The local store: the collector's embedded default sink. It keeps decoded records exactly
 //! (export header, template definition, record bytes, systemInitTimeMilliseconds) so that
 //! reading them back through [`crate::ecs::encode_json`] gives the documents `sluice decode`
-//! gives, byte for byte (the header `tag` is not kept and reads back as 0).
+//! gives, byte for byte (the header `tag` is not kept and reads back as 0). Since format 1.1
+//! it can also keep each record's enrichment as it was when the record arrived
+//! ([`StoreWriter::append_enriched`], [`StoreReader::scan_kept`]).
 //!
 //! [`StoreWriter`] appends records, [`StoreReader`] scans a time range, also while a writer
 //! appends (in this process or another one).
 //!
-//! # FORMAT (version 1)
+//! # FORMAT (version 1, revision 1.1)
 //!
 //! ```text
 //! <dir>/                          StoreConfig::dir
@@ -46,10 +48,37 @@
 //! record's @timestamp is a function of its header entry. Spans are not stored; the reader
 //! recomputes them (`Template::fixed_spans` or `record::spans_of`).
 //!
+//! Columns added in 1.1 (all optional, so a 1.0 reader skips them and reads the block as
+//! before): the enrichment kept with each record, written when the writer is given it
+//! ([`StoreWriter::append_enriched`]; the collector's `[store] enrich`). Three per-block
+//! dictionaries and five per-record columns of references into them (1-based varints, 0 =
+//! none); ids and exact layouts in `format::col`:
+//!
+//! ```text
+//! K_STRINGS  30  every distinct string of the block once (names, descriptions, geo texts,
+//!                AS organizations): count, then length-prefixed UTF-8
+//! K_GEO      31  distinct geo tuples: 7 string references (continent code and name, country
+//!                ISO code and name, region ISO code and name, city), optional lat/lon f64
+//! K_AS       32  distinct (AS number, organization reference) pairs
+//! R_K_EXPORTER 33  exporter name          R_K_GEO 34  source geo, destination geo
+//! R_K_AS     35  source AS, destination AS
+//! R_K_SAMPLING 36  interval applied (0 = none) and its source (config, record, sampler, scope)
+//! R_K_IFACE  37  input name, input description, output name, output description
+//! ```
+//!
+//! What follows from the record itself (locality, protocol and service names, TCP flags,
+//! community ID, direction, counts scaled by the kept sampling interval) is not stored: a
+//! reader computes it ([`sluice_enrich::Enricher::enrich_kept`]). A block has all eight
+//! columns or none; blocks without them (written by 1.0 code, or with enrichment off) give
+//! no kept values, and `sluice dump` enriches their records as it reads them, as before.
+//!
 //! # Version rules and migration
 //!
-//! - Adding data is a minor change and keeps version 1: a new column (enrichment's geo/AS/name
-//!   columns, say) gets a new id; a new encoding of existing data gets a new encoding number.
+//! - Adding data is a minor change and keeps version 1 (the enrichment columns made 1.1,
+//!   [`FORMAT_MINOR`]): a new column gets a new id; a new encoding of existing data gets a
+//!   new encoding number. Minor revisions are not written in the segment header: a 1.0
+//!   segment and a 1.1 segment differ only in the columns their blocks list, and the 1.0
+//!   blocks under `sink/tests/fixtures/store-v1.0/` are read by the tests.
 //!   A reader skips columns it does not know and treats missing ones as absent (defaults: no
 //!   uptime, sequence 0, ...); a writer marks a column *required* when a reader that does not
 //!   know it cannot read the block correctly, and such a reader then skips the block and
@@ -102,6 +131,7 @@ pub mod ages;
 mod block;
 mod error;
 mod format;
+mod kept;
 mod reader;
 mod retention;
 mod writer;
@@ -110,7 +140,8 @@ use std::path::PathBuf;
 
 pub use ages::RecordAges;
 pub use error::StoreError;
-pub use format::FORMAT_VERSION;
+pub use format::{FORMAT_MINOR, FORMAT_VERSION};
+pub use kept::StringTable;
 pub use reader::{ScanStats, Shard, StoreReader};
 pub use retention::RetentionStats;
 pub use writer::StoreWriter;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use sluice_decode::record::spans_of;
 use sluice_decode::time::export_ns;
 use sluice_decode::Record;
+use sluice_enrich::Kept;
 
 use super::block::{decode_block_into, DecodedBlock};
 use super::error::StoreError;
@@ -131,6 +132,18 @@ impl StoreReader {
         self.scan_shard(Shard::ALL, from_ns, to_ns, f)
     }
 
+    /// [`StoreReader::scan`] that also hands each record the enrichment kept with it: `Some`
+    /// for records of blocks with enrichment columns (format 1.1), `None` for blocks written
+    /// before them or with enrichment off.
+    pub fn scan_kept<F: FnMut(&Record<'_>, Option<&Kept<'_>>)>(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+        f: F,
+    ) -> Result<ScanStats, StoreError> {
+        self.scan_shard_kept(Shard::ALL, from_ns, to_ns, f)
+    }
+
     /// [`StoreReader::scan`] of one shard: of every segment, only the blocks whose position
     /// in the segment is `shard.index` modulo `shard.count`. Scanning each of `count` shards
     /// (on as many threads) visits every block once, in about equal parts. Segment-level
@@ -142,6 +155,28 @@ impl StoreReader {
         from_ns: i64,
         to_ns: i64,
         mut f: F,
+    ) -> Result<ScanStats, StoreError> {
+        self.scan_inner(shard, from_ns, to_ns, false, &mut |r, _| f(r))
+    }
+
+    /// [`StoreReader::scan_shard`] with the kept enrichment (see [`StoreReader::scan_kept`]).
+    pub fn scan_shard_kept<F: FnMut(&Record<'_>, Option<&Kept<'_>>)>(
+        &self,
+        shard: Shard,
+        from_ns: i64,
+        to_ns: i64,
+        mut f: F,
+    ) -> Result<ScanStats, StoreError> {
+        self.scan_inner(shard, from_ns, to_ns, true, &mut f)
+    }
+
+    fn scan_inner<F: FnMut(&Record<'_>, Option<&Kept<'_>>)>(
+        &self,
+        shard: Shard,
+        from_ns: i64,
+        to_ns: i64,
+        read_kept: bool,
+        f: &mut F,
     ) -> Result<ScanStats, StoreError> {
         let mut st = ScanStats::default();
         let shard = Shard {
@@ -155,7 +190,10 @@ impl StoreReader {
             payload: Vec::new(),
             raw: Vec::new(),
             spans: Vec::new(),
-            block: DecodedBlock::default(),
+            block: DecodedBlock {
+                read_kept,
+                ..DecodedBlock::default()
+            },
             decompressor: zstd::bulk::Decompressor::new().map_err(StoreError::Compression)?,
         };
         // Segment-level counts go to a throw-away copy on shards other than 0.
@@ -178,7 +216,7 @@ impl StoreReader {
                     scratch: &mut scratch,
                 };
                 let mut blocks = ScanStats::default();
-                scan_segment(&path, &mut ctx, &mut f, &mut blocks)?;
+                scan_segment(&path, &mut ctx, f, &mut blocks)?;
                 add_block_stats(&mut st, &blocks);
             }
         }
@@ -225,7 +263,7 @@ fn add_block_stats(st: &mut ScanStats, b: &ScanStats) {
 
 /// Scans one segment: segment-level events are counted in `c.seg`, block- and record-level
 /// ones in `st`.
-fn scan_segment<F: FnMut(&Record<'_>)>(
+fn scan_segment<F: FnMut(&Record<'_>, Option<&Kept<'_>>)>(
     path: &Path,
     c: &mut ScanCtx<'_>,
     f: &mut F,
@@ -381,7 +419,7 @@ fn read_block(h: &super::format::BlockHeader, s: &mut Scratch) -> Result<(), Sto
     }
 }
 
-fn emit<F: FnMut(&Record<'_>)>(
+fn emit<F: FnMut(&Record<'_>, Option<&Kept<'_>>)>(
     b: &DecodedBlock,
     from_ns: i64,
     to_ns: i64,
@@ -389,7 +427,7 @@ fn emit<F: FnMut(&Record<'_>)>(
     st: &mut ScanStats,
     spans: &mut Vec<(u32, u32)>,
 ) {
-    for slot in &b.records {
+    for (i, slot) in b.records.iter().enumerate() {
         // Indexes were checked by decode_block; `get` keeps a bug from becoming a panic.
         let (Some(header), Some(template)) = (
             b.headers.get(slot.header as usize),
@@ -424,6 +462,7 @@ fn emit<F: FnMut(&Record<'_>)>(
             continue;
         }
         st.records += 1;
-        f(&rec);
+        let kept = if b.has_kept { b.kept.get(i) } else { None };
+        f(&rec, kept.as_ref());
     }
 }

@@ -160,7 +160,21 @@ impl StoreWriter {
 
     /// Buffers one record; seals and writes its partition's block when the block is full.
     /// `now_ns` is the writer's clock, used for the outlier rule (see [`StoreConfig`]).
+    /// The record's enrichment is not kept (see [`StoreWriter::append_enriched`]).
     pub fn append(&mut self, rec: &Record<'_>, now_ns: i64) -> Result<(), StoreError> {
+        self.append_enriched(rec, None, now_ns)
+    }
+
+    /// [`StoreWriter::append`], keeping the record's enrichment (`Some`) in the block's
+    /// enrichment columns: exporter name, geolocation and AS of both ends, sampling applied
+    /// and its source, interface names and descriptions (format 1.1; see the FORMAT section
+    /// of [`super`]).
+    pub fn append_enriched(
+        &mut self,
+        rec: &Record<'_>,
+        enriched: Option<&sluice_enrich::Enriched>,
+        now_ns: i64,
+    ) -> Result<(), StoreError> {
         let ts = export_ns(rec);
         let placed = if ts.abs_diff(now_ns) > self.outlier_ns.unsigned_abs() {
             now_ns
@@ -176,7 +190,7 @@ impl StoreWriter {
             }
         };
         let p = &mut self.open[slot];
-        if let Err(e) = p.builder.push(rec, ts) {
+        if let Err(e) = p.builder.push(rec, ts, enriched) {
             self.records_dropped += 1;
             return Err(e);
         }
