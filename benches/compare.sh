@@ -21,6 +21,9 @@ shift $(( $# > 2 ? 2 : $# )) || true
 rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(max 100000 50000)
 exporters=${EXPORTERS:-4}
+# COLLECTORS="sluice" runs Sluice alone; SLUICE_STORE_ENRICH=false turns off the store's
+# enrichment columns (the default keeps them).
+collectors=(${COLLECTORS:-sluice nfcapd nfacctd})
 
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v nfcapd >/dev/null || ! command -v nfacctd >/dev/null || ! command -v nfdump >/dev/null; then
@@ -47,7 +50,7 @@ hz=$(getconf CLK_TCK)
 
 printf '%-8s %-8s %12s %12s %8s %16s %10s\n' collector rate records_sent stored loss_% records/cpu_s peak_MiB
 for rate in "${rates[@]}"; do
-  for c in sluice nfcapd nfacctd; do
+  for c in "${collectors[@]}"; do
     port=$(free_port); dir=$work/$c-$rate; mkdir -p "$dir"
     case $c in
       sluice)
@@ -61,6 +64,7 @@ protocol = "netflow"
 recv_buffer = "64MiB"
 [store]
 data_dir = "$dir/data"
+enrich = ${SLUICE_STORE_ENRICH:-true}
 [metrics]
 address = "127.0.0.1:$mport"
 TOML

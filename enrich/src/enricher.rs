@@ -727,6 +727,23 @@ impl Enricher {
         self.enrich_from(cache, rec, flow, From::Learned(learned), false, out);
     }
 
+    /// Whether keeping a record's enrichment in the store could hold anything its own fields
+    /// do not: a GeoIP/AS database is loaded, the exporter has settings in the config (name,
+    /// sampling, interfaces), or its options data gave the record something (`learned`).
+    /// When not, a reader that enriches the record as it reads it (with the same config)
+    /// gets the same values, so the store thread need not enrich it at all.
+    pub fn adds_to_record(
+        &self,
+        cache: &mut CoreCache,
+        exporter: IpAddr,
+        learned: &Learned<'_>,
+    ) -> bool {
+        self.sync(cache);
+        !cache.tables.is_empty()
+            || *learned != Learned::default()
+            || self.exporter(cache, exporter.to_canonical()).is_some()
+    }
+
     /// Enriches a stored flow with the values kept with it (see [`Kept`]): exporter name,
     /// geolocation, AS, sampling and interface texts are taken as they are, nothing is looked
     /// up; the rest is computed from the record as [`Enricher::enrich`] does.

@@ -837,3 +837,34 @@ fn config_wins_over_learned_values() {
     assert_eq!(out.out_if.name.get(), Some("eth2"), "learned");
     assert_eq!(out.out_if.description.get(), Some("lan"));
 }
+
+/// Keeping a record's enrichment adds to the record only when a database is loaded, its
+/// exporter has settings, or its options data gave it something.
+#[test]
+fn adds_to_record_only_with_databases_settings_or_learned_values() {
+    use sluice_enrich::Learned;
+    let none = Learned::default();
+    let (configured, other) = (ip("192.0.2.1"), ip("198.51.100.7"));
+
+    let bare = Enricher::new(&EnrichConfig::default()).expect("enricher");
+    let mut c = bare.cache();
+    assert!(!bare.adds_to_record(&mut c, other, &none));
+    let t = tables();
+    let learned = Learned::from_tables(Some(&t), Some(7), Some(1), None);
+    assert!(learned != none, "the tables give the record something");
+    assert!(bare.adds_to_record(&mut c, other, &learned));
+
+    let settings = Enricher::new(&EnrichConfig {
+        geoip_city: None,
+        geoip_asn: None,
+        ..config()
+    })
+    .expect("enricher");
+    let mut c = settings.cache();
+    assert!(settings.adds_to_record(&mut c, configured, &none));
+    assert!(!settings.adds_to_record(&mut c, other, &none));
+
+    let dbs = Enricher::new(&config()).expect("enricher");
+    let mut c = dbs.cache();
+    assert!(dbs.adds_to_record(&mut c, other, &none));
+}

@@ -772,6 +772,17 @@ impl StoreEnrich {
         &self.out
     }
 
+    /// Whether keeping this record's enrichment would add to what the record itself says
+    /// ([`Enricher::adds_to_record`]).
+    pub(crate) fn adds(
+        &mut self,
+        r: &sluice_decode::Record<'_>,
+        learned: &sluice_enrich::Learned<'_>,
+    ) -> bool {
+        self.enricher
+            .adds_to_record(&mut self.cache, r.header.exporter.ip(), learned)
+    }
+
     /// Exports the cache's figures and picks up changed GeoIP databases.
     fn publish(&mut self, m: &Metrics) {
         let cs = self.cache.stats();
@@ -823,11 +834,13 @@ fn store_loop(
             let mut last_header: *const sluice_decode::ExportHeader = std::ptr::null();
             let mut ordinal = 0u32;
             let keep = writer.is_some() && settings.keep_enrichment;
-            let needed = keep || shipper.is_some();
-            // Without a shipper only what the store keeps is worth computing.
+            // Without a shipper only what the store keeps is worth computing, and only for
+            // records where keeping it adds to what the record itself says (otherwise the
+            // store marks it "nothing kept" and readers enrich it as they read it).
             let whole = shipper.is_some();
             b.for_each_learned(&mut scratch, |r, learned| {
                 // Each record is enriched once, for the store and the shipper alike.
+                let needed = whole || (keep && enrich.adds(r, learned));
                 let flow = needed.then(|| r.flow());
                 let e = flow
                     .as_ref()

@@ -154,8 +154,9 @@ fn shown(rec: &Record<'_>, e: &Enriched) -> (String, String) {
 
 const RECORDS: u64 = 6000;
 
-/// Writes RECORDS records over the exporters, enriched live; returns what each showed.
-fn write(dir: &Path, keep: bool) -> Vec<(String, String)> {
+/// Writes RECORDS records over the exporters, enriched live, keeping the enrichment of
+/// record `i` when `keep(i)`; returns what each showed.
+fn write(dir: &Path, keep: impl Fn(u64) -> bool) -> Vec<(String, String)> {
     let en = enricher();
     let mut cache = en.cache();
     let mut e = Enriched::default();
@@ -182,7 +183,7 @@ fn write(dir: &Path, keep: bool) -> Vec<(String, String)> {
         let scope = (ex == 2 || ex == 5).then(|| &tables[ex]);
         en.enrich(&mut cache, &rec, &rec.flow(), scope, &mut e);
         want.push(shown(&rec, &e));
-        w.append_enriched(&rec, keep.then_some(&e), T2026)
+        w.append_enriched(&rec, keep(i).then_some(&e), T2026)
             .expect("append");
     }
     w.close().expect("close");
@@ -192,7 +193,7 @@ fn write(dir: &Path, keep: bool) -> Vec<(String, String)> {
 #[test]
 fn kept_enrichment_round_trips() {
     let tmp = TempDir::new("kept");
-    let want = write(tmp.path(), true);
+    let want = write(tmp.path(), |_| true);
     // Read back through an enricher with no databases and no exporters configured: the
     // values can only come from the store.
     let bare = Enricher::new(&EnrichConfig::default()).expect("enricher");
@@ -241,12 +242,46 @@ fn kept_enrichment_round_trips() {
     );
 }
 
+/// Records written without enrichment into blocks that have the columns (what the collector
+/// does when keeping would add nothing to the record) read back as "nothing kept", and their
+/// neighbours keep theirs.
+#[test]
+fn records_without_enrichment_in_a_kept_block_read_back_as_not_kept() {
+    let tmp = TempDir::new("kept-mixed");
+    let skipped = |i: u64| i % 7 == 3;
+    let want = write(tmp.path(), |i| !skipped(i));
+    let bare = Enricher::new(&EnrichConfig::default()).expect("enricher");
+    let mut cache = bare.cache();
+    let mut e = Enriched::default();
+    let (mut i, mut kept_n, mut not_kept) = (0u64, 0u64, 0u64);
+    StoreReader::open(tmp.path())
+        .expect("reader")
+        .scan_kept(i64::MIN, i64::MAX, |rec, kept| {
+            match kept {
+                Some(k) => {
+                    assert!(!skipped(i), "record {i} was written without enrichment");
+                    bare.enrich_kept(&mut cache, rec, &rec.flow(), k, &mut e);
+                    assert_eq!(shown(rec, &e), want[i as usize], "record {i}");
+                    kept_n += 1;
+                }
+                None => {
+                    assert!(skipped(i), "record {i} lost its kept enrichment");
+                    not_kept += 1;
+                }
+            }
+            i += 1;
+        })
+        .expect("scan");
+    assert_eq!(i, RECORDS);
+    assert!(kept_n > 0 && not_kept > 0, "{kept_n} {not_kept}");
+}
+
 #[test]
 fn without_enrichment_blocks_have_no_columns_and_are_smaller() {
     let with = TempDir::new("kept-on");
     let without = TempDir::new("kept-off");
-    write(with.path(), true);
-    write(without.path(), false);
+    write(with.path(), |_| true);
+    write(without.path(), |_| false);
     let mut n = 0;
     StoreReader::open(without.path())
         .expect("reader")

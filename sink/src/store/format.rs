@@ -86,7 +86,8 @@ pub mod col {
     pub const K_GEO: u16 = 31;
     /// AS table: varint count, then per entry varint AS number, varint organization reference.
     pub const K_AS: u16 = 32;
-    /// Per record: exporter name (string reference).
+    /// Per record: 0 when nothing was kept for the record, else 1 + its exporter name's
+    /// string reference.
     pub const R_K_EXPORTER: u16 = 33;
     /// Per record: source geo, destination geo (geo references).
     pub const R_K_GEO: u16 = 34;

@@ -47,6 +47,8 @@ fn sampling_of_code(c: u8) -> Option<SamplingSource> {
 /// One record's references (1-based into the block's tables; 0 = none).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeptSlot {
+    /// Whether the record's enrichment was kept at all (see [`KeptBuilder::push`]).
+    kept: bool,
     exporter: u32,
     geo: [u32; 2],
     asn: [u32; 2],
@@ -182,8 +184,10 @@ impl KeptBuilder {
         self.on
     }
 
-    /// Adds one record's enrichment (`None`: the record has none; if other records of the
-    /// block have some, it reads back as all-absent values).
+    /// Adds one record's enrichment. `None`: not kept for this record (the writer had
+    /// nothing to add to what the record says, or enrichment is off); it reads back as not
+    /// kept, and a reader enriches it as it reads it, as records of blocks without the
+    /// columns.
     pub fn push(&mut self, e: Option<&Enriched>) {
         let Some(e) = e else {
             self.recs.push(KeptSlot::default());
@@ -201,6 +205,7 @@ impl KeptBuilder {
         let k = e.kept();
         let by_address = db.is_some();
         let mut slot = KeptSlot {
+            kept: true,
             exporter: self
                 .strings
                 .intern_memo(&mut self.exporter_memo, k.exporter_name),
@@ -338,10 +343,11 @@ impl KeptBuilder {
                     put_varint(o, u64::from(org));
                 }
             }
+            // 0: not kept; else 1 + the exporter name's reference.
             col::R_K_EXPORTER => self
                 .recs
                 .iter()
-                .for_each(|s| put_varint(o, u64::from(s.exporter))),
+                .for_each(|s| put_varint(o, if s.kept { u64::from(s.exporter) + 1 } else { 0 })),
             col::R_K_GEO => self.recs.iter().for_each(|s| {
                 s.geo.iter().for_each(|&r| put_varint(o, u64::from(r)));
             }),
@@ -376,9 +382,9 @@ impl KeptBlock {
         self.strings.get((r as usize).checked_sub(1)?).map(|s| &**s)
     }
 
-    /// The kept values of record `i` of the block.
+    /// The kept values of record `i` of the block; `None` when none were kept for it.
     pub fn get(&self, i: usize) -> Option<Kept<'_>> {
-        let s = self.recs.get(i)?;
+        let s = self.recs.get(i).filter(|s| s.kept)?;
         let end = |side: usize| {
             let g = (s.geo[side] as usize).checked_sub(1);
             let a = (s.asn[side] as usize).checked_sub(1);
@@ -517,9 +523,13 @@ pub fn decode_kept<'a>(
     out.recs.clear();
     out.recs.reserve(n);
     for _ in 0..n {
-        let mut s = KeptSlot {
-            exporter: reference(&mut ex, ns)?,
-            ..KeptSlot::default()
+        let mut s = match reference(&mut ex, ns + 1)? {
+            0 => KeptSlot::default(),
+            r => KeptSlot {
+                kept: true,
+                exporter: r - 1,
+                ..KeptSlot::default()
+            },
         };
         for i in 0..2 {
             s.geo[i] = reference(&mut geo, ng)?;

@@ -60,7 +60,8 @@
 //! K_GEO      31  distinct geo tuples: 7 string references (continent code and name, country
 //!                ISO code and name, region ISO code and name, city), optional lat/lon f64
 //! K_AS       32  distinct (AS number, organization reference) pairs
-//! R_K_EXPORTER 33  exporter name          R_K_GEO 34  source geo, destination geo
+//! R_K_EXPORTER 33  0 = nothing kept for this record (see below), else 1 + the exporter
+//!                name's reference     R_K_GEO 34  source geo, destination geo
 //! R_K_AS     35  source AS, destination AS
 //! R_K_SAMPLING 36  interval applied (0 = none) and its source (config, record, sampler, scope)
 //! R_K_IFACE  37  input name, input description, output name, output description
@@ -71,6 +72,10 @@
 //! reader computes it ([`sluice_enrich::Enricher::enrich_kept`]). A block has all eight
 //! columns or none; blocks without them (written by 1.0 code, or with enrichment off) give
 //! no kept values, and `sluice dump` enriches their records as it reads them, as before.
+//! So do records marked "nothing kept" in a block that has the columns: the collector marks
+//! a record so when keeping its enrichment would add nothing to what the record itself says
+//! (no GeoIP database loaded, no settings for its exporter in the config, no options data
+//! about it), which saves the store thread the enrichment of such records.
 //!
 //! # Version rules and migration
 //!
