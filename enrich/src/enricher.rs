@@ -744,6 +744,14 @@ impl Enricher {
             || self.exporter(cache, exporter.to_canonical()).is_some()
     }
 
+    /// Whether [`Enricher::adds_to_record`] can be true for a record of which options data
+    /// said nothing: a GeoIP/AS database is loaded or some exporter has settings. When it is
+    /// false, only a record's learned values decide (checked once per batch, not per record).
+    pub fn may_add_to_records(&self, cache: &mut CoreCache) -> bool {
+        self.sync(cache);
+        !cache.tables.is_empty() || !self.exporters.is_empty()
+    }
+
     /// Enriches a stored flow with the values kept with it (see [`Kept`]): exporter name,
     /// geolocation, AS, sampling and interface texts are taken as they are, nothing is looked
     /// up; the rest is computed from the record as [`Enricher::enrich`] does.

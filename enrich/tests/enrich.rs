@@ -848,6 +848,7 @@ fn adds_to_record_only_with_databases_settings_or_learned_values() {
 
     let bare = Enricher::new(&EnrichConfig::default()).expect("enricher");
     let mut c = bare.cache();
+    assert!(!bare.may_add_to_records(&mut c));
     assert!(!bare.adds_to_record(&mut c, other, &none));
     let t = tables();
     let learned = Learned::from_tables(Some(&t), Some(7), Some(1), None);
@@ -861,10 +862,12 @@ fn adds_to_record_only_with_databases_settings_or_learned_values() {
     })
     .expect("enricher");
     let mut c = settings.cache();
+    assert!(settings.may_add_to_records(&mut c));
     assert!(settings.adds_to_record(&mut c, configured, &none));
     assert!(!settings.adds_to_record(&mut c, other, &none));
 
     let dbs = Enricher::new(&config()).expect("enricher");
     let mut c = dbs.cache();
+    assert!(dbs.may_add_to_records(&mut c));
     assert!(dbs.adds_to_record(&mut c, other, &none));
 }

@@ -522,8 +522,8 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
             }
             // Coalescing: a wake-up that found only a few datagrams means the thread is
             // being woken per datagram or so, and the context switches cost more than the
-            // work. Waiting a quarter of a millisecond lets datagrams gather in the (large)
-            // socket buffer so the next recvmmsg takes a full batch. Adds at most 0.25 ms of
+            // work. Waiting [`COALESCE_WAIT`] lets datagrams gather in the (large) socket
+            // buffer so the next recvmmsg takes a full batch. Adds at most that much
             // latency; at idle the poll above sleeps instead.
             ctx.tee.flush();
             if got_this_wake > 0 && got_this_wake < COALESCE_BELOW {
@@ -774,13 +774,25 @@ impl StoreEnrich {
 
     /// Whether keeping this record's enrichment would add to what the record itself says
     /// ([`Enricher::adds_to_record`]).
+    /// `may_add` is [`StoreEnrich::may_add`] of the batch.
     pub(crate) fn adds(
         &mut self,
+        may_add: bool,
         r: &sluice_decode::Record<'_>,
         learned: &sluice_enrich::Learned<'_>,
     ) -> bool {
-        self.enricher
-            .adds_to_record(&mut self.cache, r.header.exporter.ip(), learned)
+        if may_add {
+            self.enricher
+                .adds_to_record(&mut self.cache, r.header.exporter.ip(), learned)
+        } else {
+            *learned != sluice_enrich::Learned::default()
+        }
+    }
+
+    /// Whether any record could gain from enrichment beyond what options data gave it
+    /// ([`Enricher::may_add_to_records`]); asked once per batch.
+    pub(crate) fn may_add(&mut self) -> bool {
+        self.enricher.may_add_to_records(&mut self.cache)
     }
 
     /// Exports the cache's figures and picks up changed GeoIP databases.
@@ -838,9 +850,10 @@ fn store_loop(
             // records where keeping it adds to what the record itself says (otherwise the
             // store marks it "nothing kept" and readers enrich it as they read it).
             let whole = shipper.is_some();
+            let may_add = keep && enrich.may_add();
             b.for_each_learned(&mut scratch, |r, learned| {
                 // Each record is enriched once, for the store and the shipper alike.
-                let needed = whole || (keep && enrich.adds(r, learned));
+                let needed = whole || (keep && enrich.adds(may_add, r, learned));
                 let flow = needed.then(|| r.flow());
                 let e = flow
                     .as_ref()
