@@ -53,8 +53,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         put(&dst.join("filter"), e.as_bytes())?;
     }
     let tmp = std::env::temp_dir().join(format!("sluice-seed-store-{}", std::process::id()));
+    // Half of the segments keep each record's enrichment (format 1.1 columns), looked up in
+    // the MaxMind test databases beside the captures, so the target sees both kinds.
+    let geoip = src.join("../geoip");
+    let enricher = sluice_enrich::Enricher::new(&sluice_enrich::EnrichConfig {
+        geoip_city: Some(geoip.join("GeoLite2-City-Test.mmdb")),
+        geoip_asn: Some(geoip.join("GeoLite2-ASN-Test.mmdb")),
+        ..sluice_enrich::EnrichConfig::default()
+    })?;
+    let mut cache = enricher.cache();
+    let mut enriched = sluice_enrich::Enriched::default();
     let mut segments = 0;
-    for (i, name) in CAPTURES.iter().enumerate() {
+    let runs = CAPTURES
+        .iter()
+        .flat_map(|name| [(name, false), (name, true)]);
+    for (i, (name, keep)) in runs.enumerate() {
         let dir = tmp.join(i.to_string());
         let mut w = StoreWriter::open(StoreConfig {
             dir: dir.clone(),
@@ -71,8 +84,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 payload: &u.payload,
                 tag: 0,
             };
-            let _ = decoder.decode(&dg, |r| {
-                if let Err(e) = w.append(r, 1_795_000_000_000_000_000) {
+            let _ = decoder.decode_with_tables(&dg, |r, tables| {
+                let e = keep.then(|| {
+                    enricher.enrich(&mut cache, r, &r.flow(), tables, &mut enriched);
+                    &enriched
+                });
+                if let Err(e) = w.append_enriched(r, e, 1_795_000_000_000_000_000) {
                     err.get_or_insert(e);
                 }
             });
