@@ -773,8 +773,7 @@ impl StoreEnrich {
     }
 
     /// Whether keeping this record's enrichment would add to what the record itself says
-    /// ([`Enricher::adds_to_record`]).
-    /// `may_add` is [`StoreEnrich::may_add`] of the batch.
+    /// ([`Enricher::adds_to_record`]); `may_add` is [`StoreEnrich::may_add`] of the batch.
     pub(crate) fn adds(
         &mut self,
         may_add: bool,

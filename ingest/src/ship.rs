@@ -1,7 +1,8 @@
 //! Shipping to Elasticsearch/OpenSearch from the store thread: each record, enriched by the
-//! store thread (once, for the store too), is encoded as a lean ECS document ([`encode_json_lean`]) and submitted with a deterministic
-//! id, so that a retry or a replay from the spool can never create a second copy (`create`
-//! answers 409 for an id that exists, which counts as delivered).
+//! store thread (once, for the store too), is encoded as a lean ECS document
+//! ([`encode_json_lean`]) and submitted with a deterministic id, so that a retry or a replay
+//! from the spool can never create a second copy (`create` answers 409 for an id that
+//! exists, which counts as delivered).
 
 use std::time::Duration;
 
