@@ -62,6 +62,11 @@ pub struct BlockBuilder {
     header_ix: FxHashMap<HeaderKey, u32>,
     templates: Vec<TemplateEntry>,
     template_ix: FxHashMap<TemplateShape, Vec<u32>>,
+    /// Table entry of each compiled template seen in this block, by its process-wide `uid`
+    /// (one compilation, one definition): spares comparing the field specs per record.
+    template_uid: FxHashMap<u64, u32>,
+    /// The last record's template: its `uid` and entry.
+    last_uid: Option<(u64, u32)>,
     template_defs: Vec<u8>,
     rec_header: Vec<u32>,
     rec_template: Vec<u32>,
@@ -146,6 +151,24 @@ impl BlockBuilder {
     }
 
     fn intern_template(&mut self, t: &Template) -> u32 {
+        if let Some((uid, i)) = self.last_uid {
+            if uid == t.uid {
+                return i;
+            }
+        }
+        let i = match self.template_uid.get(&t.uid) {
+            Some(&i) => i,
+            None => {
+                let i = self.intern_template_by_specs(t);
+                self.template_uid.insert(t.uid, i);
+                i
+            }
+        };
+        self.last_uid = Some((t.uid, i));
+        i
+    }
+
+    fn intern_template_by_specs(&mut self, t: &Template) -> u32 {
         let matches =
             |e: &TemplateEntry| e.shape == shape(t) && e.specs.iter().copied().eq(t.specs());
         if let Some(&last) = self.rec_template.last() {
@@ -175,6 +198,8 @@ impl BlockBuilder {
         self.header_ix.clear();
         self.templates.clear();
         self.template_ix.clear();
+        self.template_uid.clear();
+        self.last_uid = None;
         self.template_defs.clear();
         self.rec_header.clear();
         self.rec_template.clear();
@@ -963,6 +988,52 @@ mod tests {
         }
         h.raw_len = raw.len() as u32;
         (h, raw)
+    }
+
+    #[test]
+    fn templates_intern_by_definition_across_compilations() {
+        // Records alternate between a template, a second compilation of the same definition
+        // (a refresh: another uid) and a different definition with the same id and length.
+        let f = |id, len| FieldSpec { id, pen: 0, len };
+        let a = Template::compile(400, Dialect::Ipfix, false, 0, &[f(8, 4), f(12, 4)])
+            .expect("template");
+        let a2 = Template::compile(400, Dialect::Ipfix, false, 0, &[f(8, 4), f(12, 4)])
+            .expect("template");
+        let b = Template::compile(400, Dialect::Ipfix, false, 0, &[f(12, 4), f(8, 4)])
+            .expect("template");
+        assert_ne!(a.uid, a2.uid);
+        let h = header(false, 1_700_000_000_000_000_000, 1);
+        let mut bb = BlockBuilder::default();
+        let order = [&a, &a, &a2, &b, &a, &b, &a2, &a2];
+        for (i, t) in order.iter().enumerate() {
+            let data: Vec<u8> = (0..8).map(|k| (k + 8 * i) as u8).collect();
+            let spans = [(0, 4), (4, 4)];
+            let rec = Record {
+                header: &h,
+                template: t,
+                data: &data,
+                spans: &spans,
+                system_init_ms: None,
+            };
+            bb.push(&rec, h.export_time_ns, None).expect("push");
+        }
+        assert_eq!(bb.templates.len(), 2, "a and its refresh share one entry");
+        assert_eq!(bb.rec_template, [0, 0, 0, 1, 0, 1, 0, 0]);
+        let mut c = zstd::bulk::Compressor::new(3).expect("compressor");
+        let (mut raw, mut packed, mut frame) = (Vec::new(), Vec::new(), Vec::new());
+        bb.seal(&mut c, &mut raw, &mut packed, &mut frame)
+            .expect("seal");
+        // After sealing, the uid memory is gone with the block: the next block starts afresh.
+        assert!(bb.template_uid.is_empty() && bb.last_uid.is_none());
+        let hl = block_header_len(&frame).expect("header len");
+        let bh = parse_block_header(&frame[..hl]).expect("header");
+        let d = decode_block(&bh, &raw).expect("decodes");
+        for (i, (r, t)) in d.records.iter().zip(order).enumerate() {
+            assert_eq!(d.templates[r.template as usize], *t, "record {i}");
+            let at = r.offset as usize;
+            let want: Vec<u8> = (0..8).map(|k| (k + 8 * i) as u8).collect();
+            assert_eq!(&d.rows[at..at + 8], &want[..], "record {i}");
+        }
     }
 
     #[test]
