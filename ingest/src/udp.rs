@@ -243,6 +243,12 @@ impl Receiver {
             .ok_or_else(|| io::Error::other("socket is not bound to an IP address"))
     }
 
+    /// Whether the last [`recv`](Self::recv) filled its whole batch (more is probably queued).
+    /// A partial batch means the socket was empty when it was read.
+    pub fn last_batch_full(&self) -> bool {
+        self.last_batch_full
+    }
+
     /// What the kernel granted for `SO_RCVBUF`, read back at bind. Linux doubles the requested
     /// value (half is bookkeeping), caps a plain `SO_RCVBUF` at twice `net.core.rmem_max` and
     /// enforces a minimum of about 4.5 KiB.
