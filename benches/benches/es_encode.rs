@@ -12,8 +12,7 @@
 //!   sink calls; its backend is zlib-rs, or zlib-ng when built with `--features zlib-ng`),
 //!   `zlib-rs` (the zlib-rs crate's one-shot API) and `libdeflate` (libdeflater). Each output is
 //!   checked to decompress (with flate2) to the body before timing; the compression ratio of
-//!   each is printed to stderr. `sluice-fastgz/1` is the sink's own gzip writer
-//!   (`sluice_sink::es::FastGzip`, which has no levels).
+//!   each is printed to stderr.
 //!
 //! Times are CPU time of the benchmarking thread (`CLOCK_THREAD_CPUTIME_ID`, through criterion's
 //! `iter_custom`), not wall time: the machine is shared, and CPU per document is the figure
@@ -76,7 +75,6 @@ type Gzip = fn(&mut Backend, &[u8], &mut Vec<u8>);
 struct Backend {
     level: u32,
     libdeflate: Option<libdeflater::Compressor>,
-    fast: sluice_sink::es::FastGzip,
 }
 
 fn gzip_flate2(b: &mut Backend, input: &[u8], out: &mut Vec<u8>) {
@@ -111,11 +109,6 @@ fn gzip_libdeflate(b: &mut Backend, input: &[u8], out: &mut Vec<u8>) {
     out.resize(c.gzip_compress_bound(input.len()), 0);
     let n = c.gzip_compress(input, out).expect("bound is enough");
     out.truncate(n);
-}
-
-/// The sink's own writer (one parse, whatever the level).
-fn gzip_sluice(b: &mut Backend, input: &[u8], out: &mut Vec<u8>) {
-    b.fast.compress(input, out);
 }
 
 fn flate2_backend() -> &'static str {
@@ -213,24 +206,19 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    let backends: [(&str, Gzip); 4] = [
+    let backends: [(&str, Gzip); 3] = [
         (flate2_backend(), gzip_flate2),
         ("zlib-rs", gzip_zlib_rs),
         ("libdeflate", gzip_libdeflate),
-        ("sluice-fastgz", gzip_sluice),
     ];
     let mut g = c.benchmark_group("es_gzip");
     g.throughput(Throughput::Elements(DOCS as u64));
     g.sample_size(10);
     for level in [1u32, 2, 6] {
         for (name, f) in backends {
-            if name == "sluice-fastgz" && level != 1 {
-                continue;
-            }
             let mut be = Backend {
                 level,
                 libdeflate: None,
-                fast: sluice_sink::es::FastGzip::new(),
             };
             // Valid gzip that gives the body back, and the ratio.
             let mut out = Vec::new();
