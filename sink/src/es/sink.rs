@@ -86,8 +86,10 @@ impl Producer {
         Batch::with_capacity(Self::new_batch_bytes(cfg), cfg.batch_docs.min(65_536))
     }
 
+    /// Room for `batch_bytes` and the document that crosses it (encoded in place before its
+    /// size is known), so that the buffer does not grow by doubling.
     fn new_batch_bytes(cfg: &EsConfig) -> usize {
-        cfg.batch_bytes.min(8 << 20) + 1024
+        cfg.batch_bytes.min(8 << 20) + (64 << 10)
     }
 
     /// A reused buffer from the pool, or a new one.
