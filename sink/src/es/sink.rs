@@ -113,6 +113,17 @@ impl Producer {
         self.send_sealed(batch, shared)
     }
 
+    /// Seals the open batch if it holds `batch_docs` documents or `batch_bytes` bytes; the
+    /// documents dropped.
+    fn seal_if_full(&mut self, shared: &Shared) -> usize {
+        let cfg = &shared.cfg;
+        if self.open.len() >= cfg.batch_docs || self.open.body.len() >= cfg.batch_bytes {
+            self.seal(shared)
+        } else {
+            0
+        }
+    }
+
     /// Seals the open batch but its last document, which starts the next batch (it made the
     /// open one exceed `batch_bytes`); the documents dropped.
     fn seal_but_last(&mut self, shared: &Shared) -> usize {
@@ -170,6 +181,18 @@ impl Producer {
             format_args!("queues full: {n} documents dropped"),
         );
         n
+    }
+}
+
+/// `submit`'s answer for `n` documents when sealing dropped `dropped` (counting those of
+/// earlier calls still in the open batch, hence the cap).
+fn dropped_of(dropped: usize, n: usize) -> Result<(), Full> {
+    if dropped == 0 {
+        Ok(())
+    } else {
+        Err(Full {
+            dropped: dropped.min(n),
+        })
     }
 }
 
@@ -304,14 +327,7 @@ impl EsSink {
             .docs_submitted
             .fetch_add(docs.len() as u64, Relaxed);
         let Ok(mut p) = self.producer.lock() else {
-            // A panicked holder: nothing sensible to append to.
-            self.shared
-                .counters
-                .docs_dropped
-                .fetch_add(docs.len() as u64, Relaxed);
-            return Err(Full {
-                dropped: docs.len(),
-            });
+            return Err(self.drop_all(docs.len()));
         };
         let mut dropped = 0;
         for doc in docs {
@@ -321,17 +337,19 @@ impl EsSink {
             }
             let Producer { open, namer, .. } = &mut *p;
             open.push(namer.name(doc.timestamp_ns), doc);
-            if p.open.len() >= cfg.batch_docs || p.open.body.len() >= cfg.batch_bytes {
-                dropped += p.seal(&self.shared);
-            }
+            dropped += p.seal_if_full(&self.shared);
         }
-        if dropped == 0 {
-            Ok(())
-        } else {
-            Err(Full {
-                dropped: dropped.min(docs.len()),
-            })
-        }
+        dropped_of(dropped, docs.len())
+    }
+
+    /// Counts `n` documents as dropped, the producer's lock being poisoned (a panicked
+    /// holder: nothing sensible to append to).
+    fn drop_all(&self, n: usize) -> Full {
+        self.shared
+            .counters
+            .docs_dropped
+            .fetch_add(n as u64, Relaxed);
+        Full { dropped: n }
     }
 
     /// Takes one document that `write` encodes in place, at the end of the open batch (one
@@ -346,8 +364,7 @@ impl EsSink {
         let cfg = &self.shared.cfg;
         self.shared.counters.docs_submitted.fetch_add(1, Relaxed);
         let Ok(mut p) = self.producer.lock() else {
-            self.shared.counters.docs_dropped.fetch_add(1, Relaxed);
-            return Err(Full { dropped: 1 });
+            return Err(self.drop_all(1));
         };
         let Producer { open, namer, .. } = &mut *p;
         open.push_with(namer.name(timestamp_ns), id, write);
@@ -356,16 +373,8 @@ impl EsSink {
             // Its size is known only once encoded: it opens the next batch.
             dropped += p.seal_but_last(&self.shared);
         }
-        if p.open.len() >= cfg.batch_docs || p.open.body.len() >= cfg.batch_bytes {
-            dropped += p.seal(&self.shared);
-        }
-        if dropped == 0 {
-            Ok(())
-        } else {
-            Err(Full {
-                dropped: dropped.min(1),
-            })
-        }
+        dropped += p.seal_if_full(&self.shared);
+        dropped_of(dropped, 1)
     }
 
     /// Seals the open batch now (it would otherwise wait for `flush_interval` or a full batch).
