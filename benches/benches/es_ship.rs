@@ -33,7 +33,7 @@ use sluice_ingest::ship::Shipper;
 use sluice_sink::es::EsConfig;
 use sluice_sink::store::{StoreConfig, StoreWriter};
 
-/// Records per `submit`, as a receive batch hands them to the store thread.
+/// Records per receive batch, as the store thread takes them.
 const CHUNK: usize = 4096;
 
 /// What the counting server saw.
@@ -254,7 +254,6 @@ fn run_es(w: &FlowWorkload, level: u32, dir: &std::path::Path) -> EsRun {
             en.enrich(&mut cache, r, &flow, None, &mut e);
             shipper.push(r, &flow, &e, i)
         });
-        shipper.submit();
         at = end;
     }
     let shipper_s = (thread_ns() - main0) as f64 / 1e9;

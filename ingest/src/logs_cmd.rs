@@ -250,7 +250,6 @@ pub fn ingest_vpc(
     let mut dec = vpc_decoder(vpc_format)?;
     let mut cut = 0u64;
     let mut store_error = None;
-    let mut pending = 0usize;
     for path in files {
         dec.start_file();
         let input = open_input(path)?;
@@ -273,11 +272,6 @@ pub fn ingest_vpc(
                 }
                 if let (Some(s), Some(e)) = (shipper.as_mut(), e) {
                     s.push(r, &flow, e, ordinal);
-                    pending += 1;
-                    if pending >= 4096 {
-                        s.submit();
-                        pending = 0;
-                    }
                 }
                 ordinal = ordinal.wrapping_add(1);
             });
@@ -293,8 +287,7 @@ pub fn ingest_vpc(
         w.sync().context("syncing the local store")?;
         extra.push_str(&format!(", {stored} stored"));
     }
-    if let Some(mut s) = shipper.take() {
-        s.submit();
+    if let Some(s) = shipper.take() {
         let st = s.shutdown(Duration::from_secs(60));
         extra.push_str(&format!(
             ", {} delivered to Elasticsearch ({} of them already there), {} waiting in the spool",

@@ -930,9 +930,6 @@ fn store_loop(
                     s.push(r, flow, &enrich.out, ordinal);
                 }
             });
-            if let Some(s) = shipper.as_mut() {
-                s.submit();
-            }
             if let Some(e) = failed {
                 *errors.entry(e.reason()).or_default() += 1;
                 metrics.store_errors.with_label_values(&[e.reason()]).inc();

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use sluice_decode::{Flow, Record};
 use sluice_enrich::Enriched;
 use sluice_sink::ecs::encode_json_lean;
-use sluice_sink::es::{Auth, Doc, EsConfig, EsSink, EsStats};
+use sluice_sink::es::{Auth, EsConfig, EsSink, EsStats};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -82,11 +82,9 @@ pub fn record_id(r: &Record<'_>, ordinal: u32) -> [u8; 16] {
     id
 }
 
-/// Encodes records and hands them to the sink in chunks.
+/// Encodes records straight into the sink's open batch.
 pub struct Shipper {
     sink: EsSink,
-    buf: Vec<u8>,
-    spans: Vec<(usize, usize, [u8; 16], i64)>,
     last: EsStats,
 }
 
@@ -107,42 +105,20 @@ impl Shipper {
         let sink = EsSink::start(cfg).context("starting the Elasticsearch sink")?;
         Ok(Shipper {
             sink,
-            buf: Vec::with_capacity(1 << 20),
-            spans: Vec::with_capacity(4096),
             last: EsStats::default(),
         })
     }
 
     /// Adds one record (`flow`: `r.flow()`; `e`: its enrichment; `ordinal`: its position
-    /// among its datagram's records).
+    /// among its datagram's records). The document is encoded into the sink's open batch,
+    /// which its flush timer sends if nothing fills it. The sink never blocks: what it cannot
+    /// queue goes to its spool, and only a full spool drops (counted in its stats).
     pub fn push(&mut self, r: &Record<'_>, flow: &Flow, e: &Enriched, ordinal: u32) {
-        let start = self.buf.len();
-        // Lean documents: the `netflow.*` copies of what the ECS fields show are left out.
-        encode_json_lean(&mut self.buf, r, flow, Some(e));
         let ts = sluice_decode::time::export_ns(r);
-        self.spans
-            .push((start, self.buf.len(), record_id(r, ordinal), ts));
-    }
-
-    /// Submits what was pushed. The sink never blocks: what it cannot queue goes to its spool,
-    /// and only a full spool drops (counted in its stats).
-    pub fn submit(&mut self) {
-        if self.spans.is_empty() {
-            return;
-        }
-        let docs: Vec<Doc<'_>> = self
-            .spans
-            .iter()
-            .map(|&(s, e, id, ts)| Doc {
-                id,
-                timestamp_ns: ts,
-                json: &self.buf[s..e],
-            })
-            .collect();
-        let _ = self.sink.submit(&docs);
-        drop(docs);
-        self.spans.clear();
-        self.buf.clear();
+        // Lean documents: the `netflow.*` copies of what the ECS fields show are left out.
+        let _ = self.sink.push_with(&record_id(r, ordinal), ts, |buf| {
+            encode_json_lean(buf, r, flow, Some(e))
+        });
     }
 
     /// Exports the sink's figures.

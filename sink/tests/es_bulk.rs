@@ -160,6 +160,55 @@ fn every_fault_still_delivers_exactly_once() {
 }
 
 #[test]
+fn documents_encoded_in_place_keep_the_byte_cap_and_arrive_once() {
+    let es = FakeEs::start();
+    let dir = TempDir::new("in-place");
+    let mut cfg = config(&es.url(), &dir);
+    // About 25 documents of ~800 bytes per batch: the document that crosses the cap opens
+    // the next batch, and delivered batches' buffers are reused.
+    cfg.batch_docs = 10_000;
+    cfg.batch_bytes = 20_000;
+    let sink = EsSink::start(cfg).expect("start");
+    let n = 2_000u64;
+    let mut total = 0u64;
+    for i in 0..n {
+        let ts = T2026 + i as i64 * 1_000_000;
+        let json = flow_json(i, ts);
+        total += json.len() as u64;
+        sink.push_with(&doc_id(5, i), ts, |buf| buf.extend_from_slice(&json))
+            .expect("pushed");
+        if i % 250 == 249 {
+            // Paced so that the queues never fill (they would drop, by design).
+            es.wait_count(i as usize + 1 - 250, Duration::from_secs(10));
+        }
+    }
+    let stats = sink.shutdown(Duration::from_secs(30));
+    assert_exactly_once(&es, 5, n);
+    assert_eq!(es.count(), n as usize);
+    assert_eq!(
+        (stats.docs_submitted, stats.docs_shipped),
+        (n, n),
+        "{stats:#?}"
+    );
+    // Each request carries at most 20,000 bytes: at least total / 20,000 requests.
+    assert!(
+        stats.bulk_requests >= (stats.bytes_uncompressed / 20_000).max(total / 20_000),
+        "{stats:#?}"
+    );
+    assert!(
+        stats.bytes_uncompressed / stats.bulk_requests <= 20_000,
+        "{stats:#?}"
+    );
+    let g = es.inner();
+    for i in [0, 1, n / 2, n - 1] {
+        let d = &g.docs[&id_hex(&doc_id(5, i))];
+        let sent: Value =
+            serde_json::from_slice(&flow_json(i, T2026 + i as i64 * 1_000_000)).expect("json");
+        assert_eq!(d.source, sent, "document {i} as encoded");
+    }
+}
+
+#[test]
 fn refused_documents_go_to_the_dead_letter_file() {
     let es = FakeEs::start();
     let dir = TempDir::new("dead");

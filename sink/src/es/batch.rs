@@ -59,6 +59,12 @@ impl Batch {
 
     /// Appends one document's action and source lines.
     pub fn push(&mut self, index: &str, doc: &Doc<'_>) {
+        self.push_with(index, &doc.id, |body| body.extend_from_slice(doc.json));
+    }
+
+    /// Appends one document's action line, then its source line as `write` appends it to
+    /// the body (one JSON object): documents are encoded in place, with no copy.
+    pub fn push_with(&mut self, index: &str, id: &[u8; 16], write: impl FnOnce(&mut Vec<u8>)) {
         if self.spans.is_empty() {
             self.opened = Instant::now();
         }
@@ -67,14 +73,14 @@ impl Batch {
         // Index names are validated to need no JSON escaping.
         self.body.extend_from_slice(index.as_bytes());
         self.body.extend_from_slice(b"\",\"_id\":\"");
-        push_hex(&mut self.body, &doc.id);
+        push_hex(&mut self.body, id);
         self.body.extend_from_slice(b"\"}}\n");
         let source = self.body.len();
-        self.body.extend_from_slice(doc.json);
+        write(&mut self.body);
         // A raw line break would split the NDJSON pair. Outside strings it is whitespace and
         // inside strings JSON forbids it, so a space keeps a valid document valid. Encoded
         // documents have no control bytes at all: one vectorised pass finds that out.
-        if has_control_byte(doc.json) {
+        if has_control_byte(&self.body[source..]) {
             for b in &mut self.body[source..] {
                 if *b == b'\n' || *b == b'\r' {
                     *b = b' ';
@@ -87,6 +93,22 @@ impl Batch {
             source,
             end: self.body.len(),
         });
+    }
+
+    /// Removes the last document (both lines).
+    pub fn pop(&mut self) {
+        if let Some(s) = self.spans.pop() {
+            self.body.truncate(s.action);
+        }
+    }
+
+    /// Empties the batch, keeping its buffers, for reuse.
+    pub fn reset(&mut self) {
+        self.body.clear();
+        self.spans.clear();
+        self.origin = None;
+        self.seq = 0;
+        self.opened = Instant::now();
     }
 
     /// Copies document `i` of `other` (both lines) into this batch.
@@ -163,12 +185,14 @@ fn has_control_byte(b: &[u8]) -> bool {
 }
 
 /// Lower-case hex of `bytes`, appended.
-pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8; 16]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 15)]);
+    let mut text = [0u8; 32];
+    for (pair, b) in text.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
     }
+    out.extend_from_slice(&text);
 }
 
 /// Hex string of a document id: its `_id`.

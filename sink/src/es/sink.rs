@@ -76,14 +76,31 @@ struct Producer {
     seq: u64,
     mem_tx: Option<Sender<Batch>>,
     spill_tx: Option<Sender<Batch>>,
+    /// Buffers of batches the workers delivered, for the next batches: a fresh 5 MiB buffer
+    /// costs a page fault per 4 KiB on first touch.
+    pool: Receiver<Batch>,
 }
 
 impl Producer {
     fn new_batch(cfg: &EsConfig) -> Batch {
-        Batch::with_capacity(
-            cfg.batch_bytes.min(8 << 20) + 1024,
-            cfg.batch_docs.min(65_536),
-        )
+        Batch::with_capacity(Self::new_batch_bytes(cfg), cfg.batch_docs.min(65_536))
+    }
+
+    /// Room for `batch_bytes` and the document that crosses it (encoded in place before its
+    /// size is known), so that the buffer does not grow by doubling.
+    fn new_batch_bytes(cfg: &EsConfig) -> usize {
+        cfg.batch_bytes.min(8 << 20) + (64 << 10)
+    }
+
+    /// A reused buffer from the pool, or a new one.
+    fn next_batch(&self, cfg: &EsConfig) -> Batch {
+        match self.pool.try_recv() {
+            Ok(mut b) => {
+                b.reset();
+                b
+            }
+            Err(_) => Self::new_batch(cfg),
+        }
     }
 
     /// Seals the open batch and routes it; the documents dropped.
@@ -91,7 +108,33 @@ impl Producer {
         if self.open.is_empty() {
             return 0;
         }
-        let mut batch = std::mem::replace(&mut self.open, Self::new_batch(&shared.cfg));
+        let next = self.next_batch(&shared.cfg);
+        let batch = std::mem::replace(&mut self.open, next);
+        self.send_sealed(batch, shared)
+    }
+
+    /// Seals the open batch if it holds `batch_docs` documents or `batch_bytes` bytes; the
+    /// documents dropped.
+    fn seal_if_full(&mut self, shared: &Shared) -> usize {
+        let cfg = &shared.cfg;
+        if self.open.len() >= cfg.batch_docs || self.open.body.len() >= cfg.batch_bytes {
+            self.seal(shared)
+        } else {
+            0
+        }
+    }
+
+    /// Seals the open batch but its last document, which starts the next batch (it made the
+    /// open one exceed `batch_bytes`); the documents dropped.
+    fn seal_but_last(&mut self, shared: &Shared) -> usize {
+        let mut next = self.next_batch(&shared.cfg);
+        next.push_from(&self.open, self.open.len() - 1);
+        self.open.pop();
+        let batch = std::mem::replace(&mut self.open, next);
+        self.send_sealed(batch, shared)
+    }
+
+    fn send_sealed(&mut self, mut batch: Batch, shared: &Shared) -> usize {
         self.seq += 1;
         batch.seq = self.seq;
         self.route(batch, shared)
@@ -138,6 +181,18 @@ impl Producer {
             format_args!("queues full: {n} documents dropped"),
         );
         n
+    }
+}
+
+/// `submit`'s answer for `n` documents when sealing dropped `dropped` (counting those of
+/// earlier calls still in the open batch, hence the cap).
+fn dropped_of(dropped: usize, n: usize) -> Result<(), Full> {
+    if dropped == 0 {
+        Ok(())
+    } else {
+        Err(Full {
+            dropped: dropped.min(n),
+        })
     }
 }
 
@@ -188,6 +243,7 @@ impl EsSink {
             None => IndexNamer::new(&cfg.index),
         };
         let (mem_tx, mem_rx) = bounded::<Batch>(cfg.queue_batches);
+        let (pool_tx, pool_rx) = bounded::<Batch>(POOL_BATCHES);
         let (spill_tx, spill_rx) = bounded::<Batch>(cfg.queue_batches.max(16));
         let (ctl_tx, ctl_rx) = unbounded::<SpoolMsg>();
         // Zero capacity: a spooled batch leaves the spool thread only when a worker takes it.
@@ -211,6 +267,7 @@ impl EsSink {
             seq: 0,
             mem_tx: Some(mem_tx),
             spill_tx: Some(spill_tx),
+            pool: pool_rx,
         }));
 
         let sh = shared.clone();
@@ -235,6 +292,7 @@ impl EsSink {
                 ctl: ctl_tx.clone(),
                 abort: abort_rx.clone(),
                 gz: Vec::new(),
+                pool: pool_tx.clone(),
                 backoff: Backoff::new(
                     shared.cfg.retry_initial_delay,
                     shared.cfg.retry_max_delay,
@@ -269,14 +327,7 @@ impl EsSink {
             .docs_submitted
             .fetch_add(docs.len() as u64, Relaxed);
         let Ok(mut p) = self.producer.lock() else {
-            // A panicked holder: nothing sensible to append to.
-            self.shared
-                .counters
-                .docs_dropped
-                .fetch_add(docs.len() as u64, Relaxed);
-            return Err(Full {
-                dropped: docs.len(),
-            });
+            return Err(self.drop_all(docs.len()));
         };
         let mut dropped = 0;
         for doc in docs {
@@ -286,17 +337,44 @@ impl EsSink {
             }
             let Producer { open, namer, .. } = &mut *p;
             open.push(namer.name(doc.timestamp_ns), doc);
-            if p.open.len() >= cfg.batch_docs || p.open.body.len() >= cfg.batch_bytes {
-                dropped += p.seal(&self.shared);
-            }
+            dropped += p.seal_if_full(&self.shared);
         }
-        if dropped == 0 {
-            Ok(())
-        } else {
-            Err(Full {
-                dropped: dropped.min(docs.len()),
-            })
+        dropped_of(dropped, docs.len())
+    }
+
+    /// Counts `n` documents as dropped, the producer's lock being poisoned (a panicked
+    /// holder: nothing sensible to append to).
+    fn drop_all(&self, n: usize) -> Full {
+        self.shared
+            .counters
+            .docs_dropped
+            .fetch_add(n as u64, Relaxed);
+        Full { dropped: n }
+    }
+
+    /// Takes one document that `write` encodes in place, at the end of the open batch (one
+    /// JSON object, appended to the buffer it is given): what [`EsSink::submit`] does for one
+    /// document, without copying it. Never waits on the network; `Err(Full)` as for `submit`.
+    pub fn push_with(
+        &self,
+        id: &[u8; 16],
+        timestamp_ns: i64,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), Full> {
+        let cfg = &self.shared.cfg;
+        self.shared.counters.docs_submitted.fetch_add(1, Relaxed);
+        let Ok(mut p) = self.producer.lock() else {
+            return Err(self.drop_all(1));
+        };
+        let Producer { open, namer, .. } = &mut *p;
+        open.push_with(namer.name(timestamp_ns), id, write);
+        let mut dropped = 0;
+        if p.open.len() > 1 && p.open.body.len() > cfg.batch_bytes {
+            // Its size is known only once encoded: it opens the next batch.
+            dropped += p.seal_but_last(&self.shared);
         }
+        dropped += p.seal_if_full(&self.shared);
+        dropped_of(dropped, 1)
     }
 
     /// Seals the open batch now (it would otherwise wait for `flush_interval` or a full batch).
@@ -543,6 +621,10 @@ fn spool_loop(
     shared.spool_unread.store(0, Relaxed);
 }
 
+/// Delivered batches kept for their buffers (at most this many times `batch_bytes` of
+/// memory besides the queues).
+const POOL_BATCHES: usize = 2;
+
 /// Result of one bulk attempt.
 enum Outcome {
     /// Every document is settled.
@@ -559,6 +641,8 @@ struct Worker {
     ctl: Sender<SpoolMsg>,
     abort: Receiver<()>,
     gz: Vec<u8>,
+    /// Delivered batches' buffers back to the producer.
+    pool: Sender<Batch>,
     backoff: Backoff,
 }
 
@@ -817,7 +901,18 @@ impl Worker {
                     whole: false,
                 }
             }
-            None => Outcome::Done,
+            None => {
+                self.recycle(b);
+                Outcome::Done
+            }
+        }
+    }
+
+    /// Hands a delivered batch's buffers back to the producer, if they are full-size ones
+    /// (not a split or retry batch) and the pool has room.
+    fn recycle(&self, b: Batch) {
+        if b.body.capacity() >= Producer::new_batch_bytes(&self.shared.cfg) {
+            let _ = self.pool.try_send(b);
         }
     }
 
