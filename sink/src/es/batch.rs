@@ -3,8 +3,6 @@
 
 use std::time::Instant;
 
-use super::Doc;
-
 /// One document's lines inside [`Batch::body`]: the action line is `body[action..source]`,
 /// the source line `body[source..end]`; both end with `\n`.
 #[derive(Clone, Copy, Debug)]
@@ -55,11 +53,6 @@ impl Batch {
     pub fn source(&self, i: usize) -> &[u8] {
         let s = self.spans[i];
         &self.body[s.source..s.end - 1]
-    }
-
-    /// Appends one document's action and source lines.
-    pub fn push(&mut self, index: &str, doc: &Doc<'_>) {
-        self.push_with(index, &doc.id, |body| body.extend_from_slice(doc.json));
     }
 
     /// Appends one document's action line, then its source line as `write` appends it to
@@ -292,14 +285,7 @@ mod tests {
         );
         let mut b = Batch::with_capacity(0, 0);
         let id = [0xab; 16];
-        b.push(
-            "i",
-            &Doc {
-                id,
-                timestamp_ns: t,
-                json: b"{\"a\":\n1}",
-            },
-        );
+        b.push_with("i", &id, |body| body.extend_from_slice(b"{\"a\":\n1}"));
         assert_eq!(
             b.action(0),
             br#"{"create":{"_index":"i","_id":"abababababababababababababababab"}}
@@ -314,14 +300,7 @@ mod tests {
         assert!(Batch::from_body(b"{}\n".to_vec()).is_none());
         // A line break past the first 32-byte chunk is found as well.
         let long = format!("{{\"k\":\"{}\",\r\n\"z\":1}}", "x".repeat(40));
-        b.push(
-            "i",
-            &Doc {
-                id,
-                timestamp_ns: t,
-                json: long.as_bytes(),
-            },
-        );
+        b.push_with("i", &id, |body| body.extend_from_slice(long.as_bytes()));
         assert_eq!(
             b.source(1),
             format!("{{\"k\":\"{}\",  \"z\":1}}", "x".repeat(40)).as_bytes()

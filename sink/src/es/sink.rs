@@ -113,6 +113,25 @@ impl Producer {
         self.send_sealed(batch, shared)
     }
 
+    /// Appends one document that `write` encodes in place, sealing what is full; the
+    /// documents dropped. A document's size is known only once it is encoded: the one that
+    /// takes the open batch past `batch_bytes` opens the next batch instead.
+    fn push(
+        &mut self,
+        shared: &Shared,
+        id: &[u8; 16],
+        timestamp_ns: i64,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> usize {
+        let Producer { open, namer, .. } = self;
+        open.push_with(namer.name(timestamp_ns), id, write);
+        let mut dropped = 0;
+        if self.open.len() > 1 && self.open.body.len() > shared.cfg.batch_bytes {
+            dropped += self.seal_but_last(shared);
+        }
+        dropped + self.seal_if_full(shared)
+    }
+
     /// Seals the open batch if it holds `batch_docs` documents or `batch_bytes` bytes; the
     /// documents dropped.
     fn seal_if_full(&mut self, shared: &Shared) -> usize {
@@ -321,7 +340,6 @@ impl EsSink {
         if docs.is_empty() {
             return Ok(());
         }
-        let cfg = &self.shared.cfg;
         self.shared
             .counters
             .docs_submitted
@@ -331,13 +349,9 @@ impl EsSink {
         };
         let mut dropped = 0;
         for doc in docs {
-            let need = doc.json.len() + 96;
-            if !p.open.is_empty() && p.open.body.len() + need > cfg.batch_bytes {
-                dropped += p.seal(&self.shared);
-            }
-            let Producer { open, namer, .. } = &mut *p;
-            open.push(namer.name(doc.timestamp_ns), doc);
-            dropped += p.seal_if_full(&self.shared);
+            dropped += p.push(&self.shared, &doc.id, doc.timestamp_ns, |body| {
+                body.extend_from_slice(doc.json)
+            });
         }
         dropped_of(dropped, docs.len())
     }
@@ -361,20 +375,11 @@ impl EsSink {
         timestamp_ns: i64,
         write: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), Full> {
-        let cfg = &self.shared.cfg;
         self.shared.counters.docs_submitted.fetch_add(1, Relaxed);
         let Ok(mut p) = self.producer.lock() else {
             return Err(self.drop_all(1));
         };
-        let Producer { open, namer, .. } = &mut *p;
-        open.push_with(namer.name(timestamp_ns), id, write);
-        let mut dropped = 0;
-        if p.open.len() > 1 && p.open.body.len() > cfg.batch_bytes {
-            // Its size is known only once encoded: it opens the next batch.
-            dropped += p.seal_but_last(&self.shared);
-        }
-        dropped += p.seal_if_full(&self.shared);
-        dropped_of(dropped, 1)
+        dropped_of(p.push(&self.shared, id, timestamp_ns, write), 1)
     }
 
     /// Seals the open batch now (it would otherwise wait for `flush_interval` or a full batch).

@@ -443,21 +443,15 @@ fn parse_frame(data: &[u8], pos: usize) -> Option<(Frame, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::es::Doc;
 
     fn batch(n: usize, tag: u8) -> Batch {
         let mut b = Batch::with_capacity(0, 0);
         for i in 0..n {
             let r = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(tag);
             let json = format!("{{\"tag\":{tag},\"n\":{i},\"r\":{r}}}");
-            b.push(
-                "idx",
-                &Doc {
-                    id: [tag; 16],
-                    timestamp_ns: 0,
-                    json: json.as_bytes(),
-                },
-            );
+            b.push_with("idx", &[tag; 16], |body| {
+                body.extend_from_slice(json.as_bytes())
+            });
         }
         b
     }
