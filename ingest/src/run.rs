@@ -453,7 +453,7 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
             // alive for the whole call.
             let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 50) };
             let mut got_this_wake = 0usize;
-            let mut bytes_this_wake = 0usize;
+            let bytes_before: u64 = cells.bytes.iter().sum();
             // Some socket still had data when the drain stopped at its bounds.
             let mut bounded = false;
             if n > 0 {
@@ -486,7 +486,6 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                         for dg in rx.datagrams() {
                             cells.packets[*li] += 1;
                             cells.bytes[*li] += dg.len as u64;
-                            bytes_this_wake += dg.len;
                             if !allow.is_empty() && !allow.iter().any(|c| c.contains(dg.src.ip())) {
                                 cells.denied[*li] += 1;
                                 continue;
@@ -572,7 +571,8 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
             let drained_at = Instant::now();
             if got_this_wake > 0 && !bounded {
                 let window = drained_at.saturating_duration_since(last_drain_end);
-                let queued = bytes_this_wake + got_this_wake * QUEUED_OVERHEAD;
+                let bytes_this_wake = cells.bytes.iter().sum::<u64>().saturating_sub(bytes_before);
+                let queued = bytes_this_wake as usize + got_this_wake * QUEUED_OVERHEAD;
                 let wait = [COALESCE_LONG_WAIT, COALESCE_WAIT]
                     .into_iter()
                     .find(|&w| coalescing_fits(queued, window, w, min_granted))

@@ -171,11 +171,6 @@ impl BlockBuilder {
     fn intern_template_by_specs(&mut self, t: &Template) -> u32 {
         let matches =
             |e: &TemplateEntry| e.shape == shape(t) && e.specs.iter().copied().eq(t.specs());
-        if let Some(&last) = self.rec_template.last() {
-            if self.templates.get(last as usize).is_some_and(matches) {
-                return last;
-            }
-        }
         let candidates = self.template_ix.entry(shape(t)).or_default();
         for &i in candidates.iter() {
             if self.templates.get(i as usize).is_some_and(matches) {
