@@ -143,7 +143,7 @@ mod writer;
 
 use std::path::PathBuf;
 
-pub use ages::RecordAges;
+pub use ages::{RecordAges, AGE_SAMPLE_EVERY};
 pub use error::StoreError;
 pub use format::{FORMAT_MINOR, FORMAT_VERSION};
 pub use kept::StringTable;

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sluice_decode::time::{end_ns, export_ns};
 use sluice_decode::Record;
 
-use super::ages::RecordAges;
+use super::ages::{RecordAges, AGE_SAMPLE_EVERY};
 use super::block::BlockBuilder;
 use super::error::StoreError;
 use super::format::{partition_name, segment_name, write_segment_header, SEGMENT_HEADER_LEN};
@@ -46,7 +46,8 @@ struct OpenPartition {
     name: String,
     start_secs: i64,
     builder: BlockBuilder,
-    /// Flow end of each buffered record, when record ages are tracked.
+    /// Flow ends of the buffered records sampled for their age (one in `AGE_SAMPLE_EVERY`),
+    /// when record ages are tracked.
     ends: Vec<i64>,
     segment: Option<OpenSegment>,
     /// LRU clock value of the last append.
@@ -63,6 +64,9 @@ pub struct StoreWriter {
     open: Vec<OpenPartition>,
     /// Index in `open` of the partition of the previous append: the usual next one.
     last: usize,
+    /// The partition index of the previous append and the times (ns) it covers, `[from,
+    /// to)`: spares a 64-bit division per record, since consecutive records share one.
+    last_span: (i64, i64, i64),
     clock: u64,
     compressor: zstd::bulk::Compressor<'static>,
     raw: Vec<u8>,
@@ -132,6 +136,7 @@ impl StoreWriter {
             cfg,
             open: Vec::new(),
             last: 0,
+            last_span: (0, 0, 0),
             clock: 0,
             compressor,
             raw: Vec::new(),
@@ -181,7 +186,20 @@ impl StoreWriter {
         } else {
             ts
         };
-        let index = placed.div_euclid(self.partition_ns);
+        let (index, from, to) = self.last_span;
+        let index = if placed >= from && placed < to {
+            index
+        } else {
+            let index = placed.div_euclid(self.partition_ns);
+            // Where the bounds overflow (times near the ends of i64 ns), nothing is cached.
+            let from = index.checked_mul(self.partition_ns);
+            let to = from.and_then(|f| f.checked_add(self.partition_ns));
+            self.last_span = match (from, to) {
+                (Some(from), Some(to)) => (index, from, to),
+                _ => (0, 0, 0),
+            };
+            index
+        };
         let slot = match self.partition(index) {
             Ok(slot) => slot,
             Err(e) => {
@@ -194,7 +212,7 @@ impl StoreWriter {
             self.records_dropped += 1;
             return Err(e);
         }
-        if self.ages.is_some() {
+        if self.ages.is_some() && (p.builder.len() - 1).is_multiple_of(AGE_SAMPLE_EVERY) {
             p.ends.push(end_ns(rec));
         }
         if p.builder.len() >= self.cfg.block_records || p.builder.data_bytes() >= MAX_BLOCK_DATA {
@@ -262,12 +280,13 @@ impl StoreWriter {
         let r = self.write_block_inner(slot);
         let p = &mut self.open[slot];
         if let (Ok(n), Some(ages)) = (&r, &self.ages) {
-            if *n > 0 && p.ends.len() as u64 == *n {
+            if *n > 0 {
                 let now = now_wall_ns();
-                match ages.lock() {
-                    Ok(mut a) => a.record(now, &p.ends),
-                    Err(poisoned) => poisoned.into_inner().record(now, &p.ends),
-                }
+                let mut a = match ages.lock() {
+                    Ok(a) => a,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                a.record_sampled(now, &p.ends, AGE_SAMPLE_EVERY, *n);
             }
         }
         p.ends.clear();
