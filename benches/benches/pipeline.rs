@@ -19,15 +19,17 @@ use sluice_decode::time::end_ns;
 use sluice_decode::{Datagram, Decoder};
 use sluice_ingest::batch::Batch;
 use sluice_sink::ecs::{encode_json, EncodeOptions};
-use sluice_sink::store::{RecordAges, StoreConfig, StoreWriter};
+use sluice_sink::store::{RecordAges, StoreConfig, StoreWriter, AGE_SAMPLE_EVERY};
 
 fn datagrams() -> Vec<(SocketAddr, Vec<u8>)> {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures");
     let mut v = Vec::new();
-    for f in [
-        "generated/pmacctd_nfprobe_v9.pcap",
-        "generated/pmacctd_nfprobe_ipfix.pcap",
-    ] {
+    // SLUICE_PIPELINE_CAPTURES: other captures (comma-separated, under shared/captures), e.g.
+    // generated/softflowd_v5.pcap.
+    let chosen = std::env::var("SLUICE_PIPELINE_CAPTURES").unwrap_or_else(|_| {
+        "generated/pmacctd_nfprobe_v9.pcap,generated/pmacctd_nfprobe_ipfix.pcap".into()
+    });
+    for f in chosen.split(',') {
         let mut r = PcapReader::open(&base.join(f)).expect("capture");
         r.for_each_udp(|u| v.push((u.src, u.payload.to_vec())))
             .expect("read");
@@ -268,15 +270,22 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    // The record-age work alone, as the writer does it: each record's flow end read at
-    // append, then one histogram count per record when its block is written.
+    // The record-age work alone, as the writer does it: the flow end of one record in
+    // AGE_SAMPLE_EVERY read at append, then one weighted histogram count per sample when its
+    // block is written.
     g.bench_function("record_age_only", |b| {
         let mut ends: Vec<i64> = Vec::with_capacity(8192);
         let mut a = RecordAges::new();
         b.iter(|| {
             for batch in &all {
-                batch.for_each(&mut scratch, |r| ends.push(end_ns(r)));
-                a.record(1_800_000_000_000_000_000, &ends);
+                let mut i = 0usize;
+                batch.for_each(&mut scratch, |r| {
+                    if i.is_multiple_of(AGE_SAMPLE_EVERY) {
+                        ends.push(end_ns(r));
+                    }
+                    i += 1;
+                });
+                a.record_sampled(1_800_000_000_000_000_000, &ends, AGE_SAMPLE_EVERY, i as u64);
                 ends.clear();
             }
             black_box(a.count())
