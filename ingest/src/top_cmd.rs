@@ -484,6 +484,7 @@ mod tests {
                 packets,
                 flows: 1,
             },
+            names: topn::IfNames::default(),
         }
     }
 

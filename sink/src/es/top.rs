@@ -33,7 +33,7 @@ use super::client::Client;
 use super::config::EsConfig;
 use super::dump::{range_query, search};
 use super::error::EsError;
-use crate::top::{rank, By, Counts, Key, Order, Row, Top};
+use crate::top::{rank, By, Counts, IfNames, Key, Order, Row, Top};
 
 /// Composite pages are read until this many buckets, then the query is refused as too wide.
 pub const COMPOSITE_MAX_BUCKETS: usize = 1_000_000;
@@ -320,6 +320,7 @@ impl Runner<'_> {
                     all.push(Row {
                         key,
                         counts: bucket_counts(b),
+                        names: IfNames::default(),
                     });
                 }
             }
@@ -370,6 +371,7 @@ impl Runner<'_> {
                 rows.push(Row {
                     key: key.clone(),
                     counts,
+                    names: IfNames::default(),
                 });
             }
         }
