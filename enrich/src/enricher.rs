@@ -669,6 +669,19 @@ impl Enricher {
         sampling_of(e, flow, Learned::of_flow(tables, flow).sampling)
     }
 
+    /// The input and output interface texts [`Enricher::enrich`] gives a flow received from
+    /// `exporter` when its scope sent no options data: the exporter's configured interfaces.
+    /// For readers of records stored without enrichment, which have only the config.
+    pub fn interfaces(
+        &self,
+        cache: &mut CoreCache,
+        exporter: IpAddr,
+        flow: &Flow,
+    ) -> [IfTexts<'_>; 2] {
+        let e = self.exporter(cache, exporter.to_canonical());
+        [flow.in_if, flow.out_if].map(|i| interface(e, IfTexts::default(), i))
+    }
+
     /// The AS number and geolocation [`Enricher::enrich`] gives each end of a flow (source,
     /// destination): the AS database's number, else the record's own non-zero AS; the City
     /// database's record. For callers that group flows by AS or country without encoding

@@ -61,7 +61,7 @@ enum Cmd {
     Top {
         /// What to group flows by: src, dst, conversation (source and destination), dport,
         /// proto, as, country (either end's), exporter, interface (exporter and ifIndex, in
-        /// or out).
+        /// or out; shown with the interface's name and description when flows had them).
         #[arg(long, default_value = "src", value_parser = str::parse::<By>)]
         by: By,
         /// What to rank by: bytes, packets (network.bytes/packets: sampling-scaled, both

@@ -12,7 +12,7 @@ use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
 use sluice_sink::filter::Filter;
 use sluice_sink::store::StoreReader;
-use sluice_sink::top::{self as topn, By, Key, Order, Top};
+use sluice_sink::top::{self as topn, By, IfNames, Key, Order, Row, Top};
 
 use crate::config::Config;
 use crate::dump_cmd::{Range, Source};
@@ -232,6 +232,25 @@ fn key_values(key: &Key) -> Vec<Value> {
     }
 }
 
+/// A text that rides along with a key: (JSON and CSV name, table header, its value).
+type Text = (&'static str, &'static str, fn(&IfNames) -> Option<&str>);
+
+/// The texts of a grouping's rows, after the key columns: the interface's name and
+/// description for `interface` (null in JSON, empty in CSV, `-` in the table when no flow
+/// had them).
+fn text_columns(by: By) -> &'static [Text] {
+    const IF_TEXTS: [Text; 2] = [
+        ("interface.name", "name", |n| n.name.as_deref()),
+        ("interface.description", "description", |n| {
+            n.description.as_deref()
+        }),
+    ];
+    match by {
+        By::Interface => &IF_TEXTS,
+        _ => &[],
+    }
+}
+
 fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
@@ -253,14 +272,18 @@ fn to_json(top: &Top, m: &Meta) -> Value {
                 .map(|c| (*c).to_owned())
                 .zip(key_values(&r.key))
                 .collect();
-            json!({
+            let mut row = json!({
                 "rank": i + 1,
                 "key": key,
                 "bytes": r.counts.bytes,
                 "packets": r.counts.packets,
                 "flows": r.counts.flows,
                 "percent": percent(r.counts.get(top.order), whole),
-            })
+            });
+            for (name, _, text) in text_columns(top.by) {
+                row[*name] = text(&r.names).map_or(Value::Null, |t| json!(t));
+            }
+            row
         })
         .collect();
     json!({
@@ -302,7 +325,8 @@ fn csv_field(v: &Value) -> String {
 
 fn csv(top: &Top) -> String {
     let mut out = String::from("rank,");
-    for c in key_columns(top.by) {
+    let texts = text_columns(top.by);
+    for c in key_columns(top.by).iter().chain(texts.iter().map(|t| &t.0)) {
         out.push_str(c);
         out.push(',');
     }
@@ -312,6 +336,12 @@ fn csv(top: &Top) -> String {
         let _ = write!(out, "{},", i + 1);
         for v in key_values(&r.key) {
             out.push_str(&csv_field(&v));
+            out.push(',');
+        }
+        for (_, _, text) in texts {
+            out.push_str(&csv_field(
+                &text(&r.names).map_or(Value::Null, |t| json!(t)),
+            ));
             out.push(',');
         }
         let _ = writeln!(
@@ -370,15 +400,26 @@ fn key_headers(by: By) -> &'static [&'static str] {
 fn table(top: &Top, m: &Meta) -> String {
     let whole = top.total.get(top.order);
     let heads = key_headers(top.by);
+    // Texts no row has are left out: a table of unnamed interfaces looks as before.
+    let texts: Vec<&Text> = text_columns(top.by)
+        .iter()
+        .filter(|(_, _, text)| top.rows.iter().any(|r: &Row| text(&r.names).is_some()))
+        .collect();
     let mut header: Vec<String> = vec!["rank".into()];
     header.extend(heads.iter().map(|h| (*h).to_owned()));
+    header.extend(texts.iter().map(|t| t.1.to_owned()));
     header.extend(["bytes", "packets", "flows", "%"].map(String::from));
-    // Numbers right-aligned, keys left-aligned.
-    let left = |col: usize| col >= 1 && col <= heads.len();
+    // Numbers right-aligned, keys and their texts left-aligned.
+    let left = |col: usize| col >= 1 && col <= heads.len() + texts.len();
     let mut lines: Vec<Vec<String>> = vec![header];
     for (i, r) in top.rows.iter().enumerate() {
         let mut l = vec![(i + 1).to_string()];
         l.extend(key_cells(&r.key));
+        l.extend(
+            texts
+                .iter()
+                .map(|t| t.2(&r.names).unwrap_or("-").to_owned()),
+        );
         l.push(human_bytes(r.counts.bytes));
         l.push(r.counts.packets.to_string());
         l.push(r.counts.flows.to_string());
@@ -484,6 +525,7 @@ mod tests {
                 packets,
                 flows: 1,
             },
+            names: topn::IfNames::default(),
         }
     }
 
@@ -534,5 +576,124 @@ mod tests {
             c.lines().nth(1),
             Some("1,10.0.0.1,2001:db8::1,3000,3,1,75.000")
         );
+    }
+
+    fn iface(index: u32, bytes: u64, name: Option<&str>, description: Option<&str>) -> topn::Row {
+        topn::Row {
+            key: Key::Interface("192.0.2.1".parse().expect("ip"), index),
+            counts: topn::Counts {
+                bytes,
+                packets: 1,
+                flows: 1,
+            },
+            names: IfNames {
+                name: name.map(Box::from),
+                description: description.map(Box::from),
+            },
+        }
+    }
+
+    fn interfaces(rows: Vec<topn::Row>) -> Top {
+        Top {
+            by: By::Interface,
+            order: Order::Bytes,
+            total: topn::Counts {
+                bytes: rows.iter().map(|r| r.counts.bytes).sum(),
+                packets: 2,
+                flows: 2,
+            },
+            distinct: Some(rows.len() as u64),
+            rows,
+        }
+    }
+
+    const META: Meta = Meta {
+        source: "local",
+        from_ns: 0,
+        to_ns: 1,
+        records: Some(2),
+        seconds: 0.5,
+    };
+
+    #[test]
+    fn interface_rows_show_names_and_descriptions() {
+        let top = interfaces(vec![
+            iface(7, 3000, Some("ge-0/0/7"), Some("uplink, to pop-2")),
+            iface(12, 1000, None, None),
+            iface(3, 500, None, Some("lab")),
+        ]);
+        let t = table(&top, &META);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[1],
+            "rank  exporter   if  name      description        bytes  packets  flows     %"
+        );
+        assert_eq!(
+            lines[2],
+            "   1  192.0.2.1  7   ge-0/0/7  uplink, to pop-2  3.0 kB        1      1  66.7"
+        );
+        assert_eq!(
+            lines[3],
+            "   2  192.0.2.1  12  -         -                 1.0 kB        1      1  22.2"
+        );
+        assert_eq!(
+            lines[4],
+            "   3  192.0.2.1  3   -         lab                500 B        1      1  11.1"
+        );
+        let c: Vec<String> = csv(&top).lines().map(String::from).collect();
+        assert_eq!(
+            c[0],
+            "rank,observer.ip,interface.id,interface.name,interface.description,bytes,packets,flows,percent"
+        );
+        assert_eq!(
+            c[1],
+            "1,192.0.2.1,7,ge-0/0/7,\"uplink, to pop-2\",3000,1,1,66.667"
+        );
+        assert_eq!(c[2], "2,192.0.2.1,12,,,1000,1,1,22.222");
+        let j = to_json(&top, &META);
+        let rows = j["rows"].as_array().expect("rows");
+        assert_eq!(rows[0]["interface.name"], "ge-0/0/7");
+        assert_eq!(rows[0]["interface.description"], "uplink, to pop-2");
+        assert_eq!(
+            rows[0]["key"],
+            json!({"observer.ip": "192.0.2.1", "interface.id": 7})
+        );
+        assert!(rows[1]["interface.name"].is_null());
+        assert!(rows[1]["interface.description"].is_null());
+        assert_eq!(rows[2]["interface.description"], "lab");
+    }
+
+    #[test]
+    fn unnamed_interfaces_print_as_before() {
+        let top = interfaces(vec![
+            iface(7, 3000, None, None),
+            iface(12, 1000, None, None),
+        ]);
+        let t = table(&top, &META);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[1],
+            "rank  exporter   if   bytes  packets  flows     %"
+        );
+        assert_eq!(
+            lines[2],
+            "   1  192.0.2.1  7   3.0 kB        1      1  75.0"
+        );
+        // JSON and CSV keep their columns, empty.
+        assert_eq!(
+            csv(&top).lines().nth(2),
+            Some("2,192.0.2.1,12,,,1000,1,1,25.000")
+        );
+        let j = to_json(&top, &META);
+        assert!(j["rows"][0]["interface.name"].is_null());
+        // Other groupings have no such columns.
+        let mut other = top.clone();
+        other.by = By::Exporter;
+        other
+            .rows
+            .iter_mut()
+            .for_each(|r| r.key = Key::Ip("192.0.2.1".parse().expect("ip")));
+        let j = to_json(&other, &META);
+        assert!(j["rows"][0].get("interface.name").is_none());
     }
 }

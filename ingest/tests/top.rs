@@ -130,6 +130,37 @@ fn expected(docs: &[&Value], by: &str) -> (BTreeMap<String, Counts>, Counts) {
     (m, total)
 }
 
+/// Per `interface` key, the (name, description) `top` shows, by the rule of
+/// `sluice_sink::top` read off the documents: of the most recent flow with either text on
+/// that end, then the greatest name, then description. (@timestamp strings compare in time
+/// order: one format, UTC. The config gives each interface a single name here; renames and
+/// ties are checked in the sink's `store_top` and `es_top` tests.)
+fn interface_texts(docs: &[&Value]) -> BTreeMap<String, (Value, Value)> {
+    let mut best: BTreeMap<String, (String, Value, Value)> = BTreeMap::new();
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    for d in docs {
+        let ts = d["@timestamp"].as_str().unwrap_or("").to_owned();
+        for end in ["ingress", "egress"] {
+            let i = &d["observer"][end]["interface"];
+            let (Some(ip), Some(id)) = (canon(&d["observer"]["ip"]), canon(&i["id"])) else {
+                continue;
+            };
+            if i["name"].is_null() && i["alias"].is_null() {
+                continue;
+            }
+            let seen = (ts.clone(), i["name"].clone(), i["alias"].clone());
+            let order = |s: &(String, Value, Value)| (s.0.clone(), text(&s.1), text(&s.2));
+            let e = best
+                .entry(format!("{ip}|{id}"))
+                .or_insert_with(|| seen.clone());
+            if order(&seen) > order(e) {
+                *e = seen;
+            }
+        }
+    }
+    best.into_iter().map(|(k, (_, n, a))| (k, (n, a))).collect()
+}
+
 /// stdout of a `sluice` run that must succeed.
 fn stdout_of(args: &[&str]) -> String {
     let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
@@ -180,6 +211,7 @@ fn check(what: &str, got: &Value, docs: &[&Value], by: &str, order: &str, n: usi
     let mut best: Vec<u64> = want.values().map(|c| c.get(order)).collect();
     best.sort_unstable_by(|a, b| b.cmp(a));
     let whole = total.get(order);
+    let texts = interface_texts(docs);
     let mut seen = BTreeSet::new();
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r["rank"].as_u64(), Some(i as u64 + 1), "{what}: rank");
@@ -215,6 +247,14 @@ fn check(what: &str, got: &Value, docs: &[&Value], by: &str, order: &str, n: usi
             flows: r["flows"].as_u64().expect("flows"),
         };
         assert_eq!(c, *w, "{what}: counts of {key}");
+        if by == "interface" {
+            let (name, description) = texts.get(&key).cloned().unwrap_or_default();
+            assert_eq!(r["interface.name"], name, "{what}: name of {key}");
+            assert_eq!(
+                r["interface.description"], description,
+                "{what}: description of {key}"
+            );
+        }
         // Rank i holds the i-th largest value (keys tied on it may come in either order
         // here; the ranking rule is checked by the unit tests).
         assert_eq!(c.get(order), best[i], "{what}: rank {} of {key}", i + 1);
@@ -268,6 +308,14 @@ const FILTERS: &[(&str, Pred)] = &[
     }),
 ];
 
+/// Interface texts for exporter ::1: names for ifIndex 0 to 3, descriptions for 0 and 2
+/// (an ifIndex without either stays unnamed).
+const NAMED_INTERFACES: &str = "interfaces = [\
+    { index = 0, name = \"lo0\", description = \"loopback, internal\" },\
+    { index = 1, name = \"ge-0/0/1\" },\
+    { index = 2, name = \"ge-0/0/2\", description = \"uplink to pop-7\" },\
+    { index = 3, name = \"ge-0/0/3\" }]\n";
+
 #[test]
 fn top_matches_an_independent_count_in_the_store_and_in_opensearch() {
     let os = es_util::osmem::start_osmem();
@@ -277,10 +325,11 @@ fn top_matches_an_independent_count_in_the_store_and_in_opensearch() {
         extra: format!(
             "[elasticsearch]\nenabled = true\nurls = [\"{}\"]\nflush_interval = \"200ms\"\n\n\
              [enrich]\ngeoip_city = \"{}\"\ngeoip_asn = \"{}\"\n\n\
-             [[enrich.exporter]]\naddress = \"::1\"\nsampling_interval = 3\n",
+             [[enrich.exporter]]\naddress = \"::1\"\nsampling_interval = 3\n{}",
             os.url,
             geo.join("GeoLite2-City-Test.mmdb").display(),
-            geo.join("GeoLite2-ASN-Test.mmdb").display()
+            geo.join("GeoLite2-ASN-Test.mmdb").display(),
+            NAMED_INTERFACES
         ),
         ..Options::default()
     };
@@ -337,6 +386,11 @@ fn top_matches_an_independent_count_in_the_store_and_in_opensearch() {
     assert!(local
         .iter()
         .any(|d| !d["source"]["geo"]["country_iso_code"].is_null()));
+    let texts = interface_texts(&local.iter().collect::<Vec<_>>());
+    assert!(
+        texts.keys().any(|k| k.starts_with("::1|")),
+        "named interfaces of ::1: {texts:?}"
+    );
     let base = |by: &'static str, order: &'static str, n: &'static str| {
         let mut a = vec![
             "top",

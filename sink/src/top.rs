@@ -22,12 +22,18 @@
 //!   add up to more than 100 %;
 //! - a flow without the key (no ports for `dport`, no GeoIP answer for `country`) is in the
 //!   totals but under no key;
-//! - **ranking**: by the [`Order`] metric, largest first; ties by key, ascending.
+//! - **ranking**: by the [`Order`] metric, largest first; ties by key, ascending;
+//! - **interface texts**: `interface` rows carry the interface's name and description
+//!   ([`IfNames`]; options data IE 82/83 or the config, as documents show them) of the most
+//!   recent flow of the range that had either for that interface, on either end: latest
+//!   @timestamp in milliseconds, then the greatest name, then description. Both sources pick
+//!   the same flow; a rename shows once flows carry the new name. Records kept without
+//!   enrichment (older blocks) have only the reader's config.
 //!
 //! The local scan allocates nothing per record: keys are small fixed values (`u128`
 //! addresses, AS numbers, country codes in 16 bytes) in one hash map, or an array indexed by
 //! the key for ports and protocols; documents are never built, and GeoIP lookups (through the enricher's cache) happen only for `as` and
-//! `country`. With `threads` > 1 each thread scans every n-th block of each segment
+//! `country`. Interface texts are copied only when a key first has them or they change. With `threads` > 1 each thread scans every n-th block of each segment
 //! ([`Shard`]) into its own map, and the maps are merged at the end.
 
 use std::fmt;
@@ -35,9 +41,12 @@ use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
+use sluice_decode::time::export_ns;
 use sluice_decode::{Flow, Record};
-use sluice_enrich::{CoreCache, Enricher, Kept};
+use sluice_enrich::{CoreCache, Enricher, IfTexts, Kept};
 
 use crate::filter::Filter;
 use crate::store::{ScanStats, Shard, StoreError, StoreReader};
@@ -211,6 +220,23 @@ pub enum Key {
     Interface(IpAddr, u32),
 }
 
+/// An interface's name and description (options data IE 82/83, or the config), as the flows
+/// of an `interface` row reported them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IfNames {
+    /// `observer.ingress.interface.name` / `observer.egress.interface.name`.
+    pub name: Option<Box<str>>,
+    /// `observer.ingress.interface.alias` / `observer.egress.interface.alias`.
+    pub description: Option<Box<str>>,
+}
+
+impl IfNames {
+    /// Whether neither text is known.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.description.is_none()
+    }
+}
+
 /// One row of a table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
@@ -218,6 +244,10 @@ pub struct Row {
     pub key: Key,
     /// Its counters.
     pub counts: Counts,
+    /// The interface's texts (`interface` rows; empty for other groupings, and when no flow
+    /// of the key had any): those of the most recent flow that had a name or a description
+    /// for it, see the module documentation.
+    pub names: IfNames,
 }
 
 /// A top-N table.
@@ -394,19 +424,154 @@ impl<K: SmallKey> Table for Dense<K> {
     }
 }
 
-/// Sums counters per key over one shard of the store. `keys` gives a record's keys.
-fn aggregate_shard<T, F>(
+/// What a grouping collects per key beside the sums, from the records it counts.
+trait Notes: Default + Send {
+    /// Takes note of one counted record; by default nothing.
+    #[inline]
+    fn note(
+        &mut self,
+        _r: &Record<'_>,
+        _flow: &Flow,
+        _kept: Option<&Kept<'_>>,
+        _enricher: &Enricher,
+        _cache: &mut CoreCache,
+    ) {
+    }
+
+    /// Adds `o`'s notes (of another shard) into these.
+    fn merge(&mut self, o: Self);
+}
+
+/// Nothing beside the sums (every grouping but `interface`).
+impl Notes for () {
+    fn merge(&mut self, _: ()) {}
+}
+
+/// An interface's texts and the time of the flow that reported them.
+#[derive(Debug)]
+struct Seen {
+    /// @timestamp in milliseconds.
+    ms: i64,
+    names: IfNames,
+}
+
+impl Seen {
+    /// What decides which texts win: the later flow, then the greater name, then the greater
+    /// description.
+    fn order(&self) -> (i64, Option<&str>, Option<&str>) {
+        (
+            self.ms,
+            self.names.name.as_deref(),
+            self.names.description.as_deref(),
+        )
+    }
+}
+
+/// The texts of each interface key (exporter address, ifIndex) of the `interface` grouping:
+/// those of the flow with the latest @timestamp that had a name or a description for it,
+/// in milliseconds (what Elasticsearch keeps of @timestamp, so that both sources pick the
+/// same flow); on equal times the greatest name, then description. A total order, so the
+/// scan order and the number of shards do not change the answer. Records of blocks without
+/// enrichment columns have the config's texts only, as `sluice dump` shows them.
+///
+/// Costs a hash lookup per end only for flows with texts (most exporters send none); texts
+/// are copied when a key first has them or when they change (an interface renamed).
+#[derive(Debug, Default)]
+struct IfNotes(FxHashMap<(u128, u32), Seen>);
+
+impl IfNotes {
+    fn offer(&mut self, key: (u128, u32), ms: i64, t: IfTexts<'_>) {
+        fn set(slot: &mut Option<Box<str>>, v: Option<&str>) {
+            if slot.as_deref() != v {
+                *slot = v.map(Box::from);
+            }
+        }
+        match self.0.entry(key) {
+            Entry::Occupied(mut o) => {
+                let s = o.get_mut();
+                if (ms, t.name, t.description) > s.order() {
+                    s.ms = ms;
+                    set(&mut s.names.name, t.name);
+                    set(&mut s.names.description, t.description);
+                }
+            }
+            Entry::Vacant(v) => {
+                v.insert(Seen {
+                    ms,
+                    names: IfNames {
+                        name: t.name.map(Box::from),
+                        description: t.description.map(Box::from),
+                    },
+                });
+            }
+        }
+    }
+
+    /// The texts of `key`, empty when no flow had any.
+    fn take(&mut self, key: (u128, u32)) -> IfNames {
+        self.0.remove(&key).map(|s| s.names).unwrap_or_default()
+    }
+}
+
+impl Notes for IfNotes {
+    fn note(
+        &mut self,
+        r: &Record<'_>,
+        flow: &Flow,
+        kept: Option<&Kept<'_>>,
+        enricher: &Enricher,
+        cache: &mut CoreCache,
+    ) {
+        let exporter = r.header.exporter.ip();
+        let texts = match kept {
+            Some(k) => [k.in_if, k.out_if],
+            None => enricher.interfaces(cache, exporter, flow),
+        };
+        let has = |t: &IfTexts<'_>| t.name.is_some() || t.description.is_some();
+        if !texts.iter().any(has) {
+            return;
+        }
+        let e = ip_bits(exporter);
+        let ms = export_ns(r).div_euclid(1_000_000);
+        for (index, t) in [flow.in_if, flow.out_if].into_iter().zip(texts) {
+            if let Some(i) = index.filter(|_| has(&t)) {
+                self.offer((e, i), ms, t);
+            }
+        }
+    }
+
+    fn merge(&mut self, o: Self) {
+        for (k, s) in o.0 {
+            match self.0.entry(k) {
+                Entry::Occupied(mut cur) => {
+                    if s.order() > cur.get().order() {
+                        cur.insert(s);
+                    }
+                }
+                Entry::Vacant(v) => {
+                    v.insert(s);
+                }
+            }
+        }
+    }
+}
+
+/// Sums counters per key over one shard of the store. `keys` gives a record's keys; `N`
+/// takes notes of the records counted.
+fn aggregate_shard<T, N, F>(
     reader: &StoreReader,
     q: &LocalQuery<'_>,
     shard: Shard,
     enricher: &Enricher,
     keys: &F,
-) -> Result<Partial<T>, StoreError>
+) -> Result<Partial<T, N>, StoreError>
 where
     T: Table,
+    N: Notes,
     F: Fn(&Record<'_>, &Flow, Option<&Kept<'_>>, &mut CoreCache) -> Keys<T::K>,
 {
     let mut table = T::default();
+    let mut notes = N::default();
     let mut total = Counts::default();
     let mut cache = enricher.cache();
     let stats = reader.scan_shard_kept(shard, q.from_ns, q.to_ns, |r, kept| {
@@ -436,17 +601,20 @@ where
                 table.slot(b).add(bytes, packets);
             }
         }
+        notes.note(r, &flow, kept, enricher, &mut cache);
     })?;
     Ok(Partial {
         table,
+        notes,
         total,
         stats,
     })
 }
 
-/// Per-key sums of a scan (or of one shard of it).
-struct Partial<T> {
+/// Per-key sums (and notes) of a scan, or of one shard of it.
+struct Partial<T, N> {
     table: T,
+    notes: N,
     total: Counts,
     stats: ScanStats,
 }
@@ -459,23 +627,25 @@ impl Counts {
     }
 }
 
-/// What a scan found: the keys seen with their sums, the total and the scan's counters.
-type Sums<K> = (Vec<(K, Counts)>, Counts, ScanStats);
+/// What a scan found: the keys seen with their sums, the total, the scan's counters and the
+/// notes taken.
+type Sums<K, N> = (Vec<(K, Counts)>, Counts, ScanStats, N);
 
 /// Sums counters per key over the range, on `q.threads` threads (one scan shard each), and
-/// merges their tables.
-fn aggregate<T, F>(
+/// merges their tables and notes.
+fn aggregate<T, N, F>(
     reader: &StoreReader,
     q: &LocalQuery<'_>,
     enricher: &Enricher,
     keys: F,
-) -> Result<Sums<T::K>, StoreError>
+) -> Result<Sums<T::K, N>, StoreError>
 where
     T: Table,
+    N: Notes,
     F: Fn(&Record<'_>, &Flow, Option<&Kept<'_>>, &mut CoreCache) -> Keys<T::K> + Sync,
 {
     let count = q.threads.max(1);
-    let parts: Vec<Result<Partial<T>, StoreError>> = if count == 1 {
+    let parts: Vec<Result<Partial<T, N>, StoreError>> = if count == 1 {
         vec![aggregate_shard(reader, q, Shard::ALL, enricher, &keys)]
     } else {
         std::thread::scope(|s| {
@@ -494,15 +664,17 @@ where
         })
     };
     let mut table = T::default();
+    let mut notes = N::default();
     let mut total = Counts::default();
     let mut stats = ScanStats::default();
     for part in parts {
         let part = part?;
         table.merge(part.table);
+        notes.merge(part.notes);
         total.merge(&part.total);
         stats.add(&part.stats);
     }
-    Ok((table.entries(), total, stats))
+    Ok((table.entries(), total, stats, notes))
 }
 
 /// The `n` largest of `all` as ranked rows. Only keys at or above the n-th largest metric
@@ -527,6 +699,7 @@ fn finish<K: Copy>(
         .map(|(k, counts)| Row {
             key: to_key(k),
             counts,
+            names: IfNames::default(),
         })
         .collect();
     rank(rows, order, n)
@@ -556,8 +729,8 @@ pub fn top_local(
     enricher: &Enricher,
 ) -> Result<(Top, ScanStats), StoreError> {
     /// Ranks a grouping's entries: (rows, total, distinct keys, scan counters).
-    fn rows<K: Copy>(
-        (all, total, stats): Sums<K>,
+    fn rows<K: Copy, N>(
+        (all, total, stats, _): Sums<K, N>,
         q: &LocalQuery<'_>,
         to_key: impl Fn(K) -> Key,
     ) -> (Vec<Row>, Counts, u64, ScanStats) {
@@ -568,7 +741,7 @@ pub fn top_local(
     let (rows, total, distinct, stats) = match q.by {
         By::Src | By::Dst | By::Exporter => {
             let by = q.by;
-            let sums = aggregate::<Map<u128>, _>(reader, q, enricher, |r, f, _, _| {
+            let sums = aggregate::<Map<u128>, (), _>(reader, q, enricher, |r, f, _, _| {
                 let ip = match by {
                     By::Src => f.src_ip,
                     By::Dst => f.dst_ip,
@@ -579,33 +752,39 @@ pub fn top_local(
             rows(sums, q, |k| Key::Ip(ip_of(k)))
         }
         By::Conversation => {
-            let sums = aggregate::<Map<(u128, u128)>, _>(reader, q, enricher, |_, f, _, _| {
+            let sums = aggregate::<Map<(u128, u128)>, (), _>(reader, q, enricher, |_, f, _, _| {
                 let pair = f.src_ip.zip(f.dst_ip);
                 [pair.map(|(s, d)| (ip_bits(s), ip_bits(d))), None]
             })?;
             rows(sums, q, |(s, d)| Key::Pair(ip_of(s), ip_of(d)))
         }
         By::Dport => {
-            let sums =
-                aggregate::<Dense<u16>, _>(reader, q, enricher, |_, f, _, _| [f.dst_port, None])?;
+            let sums = aggregate::<Dense<u16>, (), _>(reader, q, enricher, |_, f, _, _| {
+                [f.dst_port, None]
+            })?;
             rows(sums, q, Key::Port)
         }
         By::Proto => {
             let sums =
-                aggregate::<Dense<u8>, _>(reader, q, enricher, |_, f, _, _| [f.proto, None])?;
+                aggregate::<Dense<u8>, (), _>(reader, q, enricher, |_, f, _, _| [f.proto, None])?;
             rows(sums, q, Key::Proto)
         }
         By::As => {
             let sums =
-                aggregate::<Map<u32>, _>(reader, q, enricher, |_, f, kept, cache| match kept {
-                    Some(k) => [k.source.as_number, k.destination.as_number],
-                    None => enricher.ends(cache, f).map(|e| e.as_number),
-                })?;
+                aggregate::<Map<u32>, (), _>(
+                    reader,
+                    q,
+                    enricher,
+                    |_, f, kept, cache| match kept {
+                        Some(k) => [k.source.as_number, k.destination.as_number],
+                        None => enricher.ends(cache, f).map(|e| e.as_number),
+                    },
+                )?;
             rows(sums, q, Key::As)
         }
         By::Country => {
             let sums =
-                aggregate::<Map<CountryKey>, _>(reader, q, enricher, |_, f, kept, cache| {
+                aggregate::<Map<CountryKey>, (), _>(reader, q, enricher, |_, f, kept, cache| {
                     let country = |g: Option<&sluice_enrich::GeoInfo>| {
                         g.and_then(|g| g.country_iso_code.as_deref())
                             .map(country_key)
@@ -618,11 +797,20 @@ pub fn top_local(
             rows(sums, q, |k| Key::Country(country_of(k)))
         }
         By::Interface => {
-            let sums = aggregate::<Map<(u128, u32)>, _>(reader, q, enricher, |r, f, _, _| {
-                let e = ip_bits(r.header.exporter.ip());
-                [f.in_if.map(|i| (e, i)), f.out_if.map(|i| (e, i))]
-            })?;
-            rows(sums, q, |(e, i)| Key::Interface(ip_of(e), i))
+            let mut sums =
+                aggregate::<Map<(u128, u32)>, IfNotes, _>(reader, q, enricher, |r, f, _, _| {
+                    let e = ip_bits(r.header.exporter.ip());
+                    [f.in_if.map(|i| (e, i)), f.out_if.map(|i| (e, i))]
+                })?;
+            let mut notes = std::mem::take(&mut sums.3);
+            let (mut rows, total, distinct, stats) =
+                rows(sums, q, |(e, i)| Key::Interface(ip_of(e), i));
+            for r in &mut rows {
+                if let Key::Interface(e, i) = r.key {
+                    r.names = notes.take((ip_bits(e), i));
+                }
+            }
+            (rows, total, distinct, stats)
         }
     };
     Ok((
@@ -649,6 +837,7 @@ mod tests {
                 packets,
                 flows,
             },
+            names: IfNames::default(),
         }
     }
 
@@ -713,6 +902,56 @@ mod tests {
             Box::<str>::from("SE"),
             "country keys round-trip"
         );
+    }
+
+    #[test]
+    fn interface_texts_of_the_latest_flow_win_in_any_order() {
+        let t = |name: Option<&'static str>, description: Option<&'static str>| IfTexts {
+            name,
+            description,
+        };
+        let offers = [
+            (1, 7, t(Some("old"), Some("d"))),
+            (1, 9, t(Some("new"), None)),
+            // Same millisecond: the greater name wins.
+            (1, 9, t(Some("zz"), None)),
+            (1, 9, t(Some("aa"), Some("x"))),
+            (2, 3, t(None, Some("only a description"))),
+        ];
+        let want = |n: &mut IfNotes| {
+            let a = n.take((5, 1));
+            assert_eq!(a.name.as_deref(), Some("zz"));
+            assert_eq!(a.description, None);
+            let b = n.take((5, 2));
+            assert_eq!(b.name, None);
+            assert_eq!(b.description.as_deref(), Some("only a description"));
+            assert!(n.take((5, 3)).is_empty(), "never offered: no texts");
+        };
+        let mut forward = IfNotes::default();
+        offers
+            .iter()
+            .for_each(|&(i, ms, x)| forward.offer((5, i), ms, x));
+        want(&mut forward);
+        let mut backward = IfNotes::default();
+        offers
+            .iter()
+            .rev()
+            .for_each(|&(i, ms, x)| backward.offer((5, i), ms, x));
+        want(&mut backward);
+        // Split over two shards, merged either way round.
+        for first_half in [true, false] {
+            let (mut a, mut b) = (IfNotes::default(), IfNotes::default());
+            for (n, &(i, ms, x)) in offers.iter().enumerate() {
+                let into = if (n < 2) == first_half {
+                    &mut a
+                } else {
+                    &mut b
+                };
+                into.offer((5, i), ms, x);
+            }
+            a.merge(b);
+            want(&mut a);
+        }
     }
 
     #[test]

@@ -5,10 +5,9 @@
 
 mod store_util;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::Path;
 
-use sluice_decode::template::{Dialect, FieldSpec, Template};
 use sluice_decode::{ExportHeader, InterfaceInfo, Record, ScopeTables};
 use sluice_enrich::{EnrichConfig, Enriched, Enricher, ExporterConfig, InterfaceConfig};
 use sluice_sink::ecs::{encode_json_enriched, EncodeOptions};
@@ -19,26 +18,6 @@ fn geoip(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/geoip")
         .join(name)
-}
-
-/// IPFIX: addresses, ports, protocol, counters, interfaces, sampler id, the record's ASes.
-fn template() -> Template {
-    let f = |id, len| FieldSpec { id, pen: 0, len };
-    let specs = [
-        f(8, 4),
-        f(12, 4),
-        f(7, 2),
-        f(11, 2),
-        f(4, 1),
-        f(1, 8),
-        f(2, 4),
-        f(10, 4),
-        f(14, 4),
-        f(48, 1),
-        f(16, 4),
-        f(17, 4),
-    ];
-    Template::compile(300, Dialect::Ipfix, false, 0, &specs).expect("template")
 }
 
 /// Public addresses of the MaxMind test databases (with and without AS, city, region) and
@@ -122,17 +101,7 @@ fn data(i: u64) -> Vec<u8> {
 }
 
 fn header(e: usize, i: u64) -> ExportHeader {
-    ExportHeader {
-        version: 10,
-        exporter: SocketAddr::new(exporter(e), 4739),
-        source_id: 1,
-        export_time_ns: T2026 + i as i64 * 1_000_000,
-        sys_uptime_ms: None,
-        sequence: i as u32,
-        receive_time_ns: T2026 + i as i64 * 1_000_000 + 5,
-        sampling_interval: 0,
-        tag: 0,
-    }
+    ipfix_header(exporter(e), T2026 + i as i64 * 1_000_000, i as u32)
 }
 
 /// The document of a record with its enrichment, and the kept values as debug text (every
@@ -160,7 +129,7 @@ fn write(dir: &Path, keep: impl Fn(u64) -> bool) -> Vec<(String, String)> {
     let en = enricher();
     let mut cache = en.cache();
     let mut e = Enriched::default();
-    let t = template();
+    let t = ipfix_template();
     let tables: Vec<ScopeTables> = (0..EXPORTERS).map(learned_tables).collect();
     let mut w = StoreWriter::open(StoreConfig {
         block_records: 97,
@@ -172,13 +141,7 @@ fn write(dir: &Path, keep: impl Fn(u64) -> bool) -> Vec<(String, String)> {
         let ex = (i as usize / 3) % EXPORTERS;
         let h = header(ex, i);
         let d = data(i);
-        let rec = Record {
-            header: &h,
-            template: &t,
-            data: &d,
-            spans: &t.fixed_spans,
-            system_init_ms: None,
-        };
+        let rec = fixed_record(&h, &t, &d);
         // Exporters 2 and 5 send options data.
         let scope = (ex == 2 || ex == 5).then(|| &tables[ex]);
         en.enrich(&mut cache, &rec, &rec.flow(), scope, &mut e);

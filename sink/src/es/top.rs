@@ -14,6 +14,14 @@
 //!    and the same sums. These numbers are exact whatever the shard count; the candidates are
 //!    ranked on them and the first N kept.
 //!
+//! 3. **Interface texts** (`interface` only). One more search: per end (ingress, egress), a
+//!    `filters` aggregation with a filter per row ("this exporter and ifIndex on this end,
+//!    with a name or a description") and a `top_hits` (size 1, `_source` limited to the two
+//!    texts) sorted by @timestamp, name and description, descending: the same flow the local
+//!    store picks (see [`crate::top`]), the later of the two ends. `filters`, `top_hits` and
+//!    `_source` filtering are in every Elasticsearch and OpenSearch version `top` supports; a
+//!    server that refuses the request (HTTP 400) gets rows without texts, not an error.
+//!
 //! **Fallback.** `multi_terms` needs Elasticsearch 7.12 or OpenSearch 2.1. When the server
 //! refuses it (HTTP 400 naming `multi_terms`), the two-field sides are read with a
 //! `composite` aggregation instead, paged to the end (every pair, exact, slower on many
@@ -33,7 +41,7 @@ use super::client::Client;
 use super::config::EsConfig;
 use super::dump::{range_query, search};
 use super::error::EsError;
-use crate::top::{rank, By, Counts, Key, Order, Row, Top};
+use crate::top::{rank, By, Counts, IfNames, Key, Order, Row, Top};
 
 /// Composite pages are read until this many buckets, then the query is refused as too wide.
 pub const COMPOSITE_MAX_BUCKETS: usize = 1_000_000;
@@ -232,6 +240,19 @@ impl Runner<'_> {
         parse(search(&self.client, &self.path, req)?, what)
     }
 
+    /// Phase 3: the texts of `interface` rows; left empty when the server refuses the
+    /// request.
+    fn names(&self, rows: &mut [Row]) -> Result<(), EsError> {
+        match self.search(&names_request(rows, &self.query), "top_hits aggregation") {
+            Ok(v) => {
+                apply_names(rows, &v);
+                Ok(())
+            }
+            Err(EsError::Http { status: 400, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Phase 1: totals and candidates; `composite` decides how two-field sides are read.
     fn candidates(&self, composite: bool) -> Result<(Counts, BTreeSet<Key>), EsError> {
         let q = self.q;
@@ -320,6 +341,7 @@ impl Runner<'_> {
                     all.push(Row {
                         key,
                         counts: bucket_counts(b),
+                        names: IfNames::default(),
                     });
                 }
             }
@@ -370,10 +392,107 @@ impl Runner<'_> {
                 rows.push(Row {
                     key: key.clone(),
                     counts,
+                    names: IfNames::default(),
                 });
             }
         }
         Ok(rows)
+    }
+}
+
+/// The two ends of an interface: aggregation name, document field prefix.
+const IF_ENDS: [(&str, &str); 2] = [
+    ("in", "observer.ingress.interface"),
+    ("out", "observer.egress.interface"),
+];
+
+/// Phase 3: the request for the texts of `rows` (`interface` rows).
+fn names_request(rows: &[Row], query: &Value) -> Value {
+    let mut aggs = Map::new();
+    for (end, prefix) in IF_ENDS {
+        let (name, alias) = (format!("{prefix}.name"), format!("{prefix}.alias"));
+        let filters: Map<String, Value> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r.key {
+                Key::Interface(e, index) => Some((
+                    i.to_string(),
+                    json!({"bool": {
+                        "filter": [
+                            term("observer.ip", json!(e.to_string())),
+                            term(&format!("{prefix}.id"), json!(index.to_string())),
+                        ],
+                        "should": [{"exists": {"field": name}}, {"exists": {"field": alias}}],
+                        "minimum_should_match": 1,
+                    }}),
+                )),
+                _ => None,
+            })
+            .collect();
+        // Missing texts sort last, and an index without the field mapped sorts as if it
+        // were missing instead of failing.
+        let text_order = json!({"order": "desc", "missing": "_last", "unmapped_type": "keyword"});
+        aggs.insert(
+            end.into(),
+            json!({
+                "filters": {"filters": filters},
+                "aggs": {"h": {"top_hits": {
+                    "size": 1,
+                    "sort": [
+                        {"@timestamp": {"order": "desc"}},
+                        {name.as_str(): text_order},
+                        {alias.as_str(): text_order},
+                    ],
+                    "_source": {"includes": [name, alias]},
+                }}},
+            }),
+        );
+    }
+    json!({
+        "size": 0,
+        "track_total_hits": false,
+        "query": query,
+        "aggs": aggs,
+    })
+}
+
+/// A field of a `_source`, as nested objects or as one dotted key.
+fn source_field<'a>(src: &'a Value, path: &str) -> &'a Value {
+    match src.get(path) {
+        Some(v) => v,
+        None => path.split('.').fold(src, |v, k| &v[k]),
+    }
+}
+
+/// Phase 3: gives each row the texts of the later of its two ends' answers.
+fn apply_names(rows: &mut [Row], answer: &Value) {
+    let aggs = &answer["aggregations"];
+    for (i, r) in rows.iter_mut().enumerate() {
+        let mut best: Option<(i64, IfNames)> = None;
+        for (end, prefix) in IF_ENDS {
+            let hit = &aggs[end]["buckets"][i.to_string()]["h"]["hits"]["hits"][0];
+            let Some(ms) = hit["sort"][0].as_i64() else {
+                continue;
+            };
+            let text = |field: &str| {
+                source_field(&hit["_source"], &format!("{prefix}.{field}"))
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(Box::from)
+            };
+            let found = IfNames {
+                name: text("name"),
+                description: text("alias"),
+            };
+            if !found.is_empty()
+                && best.as_ref().is_none_or(|(t, b)| {
+                    (ms, &found.name, &found.description) > (*t, &b.name, &b.description)
+                })
+            {
+                best = Some((ms, found));
+            }
+        }
+        r.names = best.map(|b| b.1).unwrap_or_default();
     }
 }
 
@@ -407,11 +526,14 @@ pub fn top(cfg: &EsConfig, q: &EsTopQuery) -> Result<Top, EsError> {
             other => other?,
         },
     };
-    let rows = if q.n == 0 || keys.is_empty() {
+    let mut rows = if q.n == 0 || keys.is_empty() {
         Vec::new()
     } else {
         rank(r.exact(&keys)?, q.order, q.n)
     };
+    if q.by == By::Interface && !rows.is_empty() {
+        r.names(&mut rows)?;
+    }
     Ok(Top {
         by: q.by,
         order: q.order,
@@ -455,5 +577,52 @@ mod tests {
         assert_eq!(f["bool"]["should"].as_array().map(Vec::len), Some(2));
         let f = filter_for(By::Exporter, &Key::Ip("::1".parse().expect("ip")));
         assert_eq!(f, json!({"term": {"observer.ip": "::1"}}));
+    }
+
+    fn iface_row(index: u32) -> Row {
+        Row {
+            key: Key::Interface("192.0.2.1".parse().expect("ip"), index),
+            counts: Counts::default(),
+            names: IfNames::default(),
+        }
+    }
+
+    #[test]
+    fn interface_texts_come_from_the_later_end() {
+        let mut rows = vec![iface_row(7), iface_row(8), iface_row(9)];
+        let req = names_request(&rows, &json!({"match_all": {}}));
+        let f = &req["aggs"]["out"]["filters"]["filters"]["0"]["bool"];
+        assert_eq!(
+            f["filter"][1],
+            json!({"term": {"observer.egress.interface.id": "7"}})
+        );
+        assert_eq!(f["minimum_should_match"], 1);
+        let h = &req["aggs"]["in"]["aggs"]["h"]["top_hits"];
+        assert_eq!(h["size"], 1);
+        assert_eq!(h["sort"][0], json!({"@timestamp": {"order": "desc"}}));
+        let hit = |ms: i64, src: Value| json!({"h": {"hits": {"hits": [{"sort": [ms], "_source": src}]}}});
+        let none = json!({"h": {"hits": {"hits": []}}});
+        let answer = json!({"aggregations": {
+            "in": {"buckets": {
+                "0": hit(5, json!({"observer": {"ingress": {"interface": {"name": "old", "alias": "a"}}}})),
+                "1": none,
+                "2": hit(9, json!({"observer.ingress.interface.alias": "lab"})),
+            }},
+            "out": {"buckets": {
+                "0": hit(6, json!({"observer": {"egress": {"interface": {"name": "new"}}}})),
+                "1": none,
+                "2": hit(9, json!({"observer": {"egress": {"interface": {"alias": "jab"}}}})),
+            }},
+        }});
+        apply_names(&mut rows, &answer);
+        assert_eq!(rows[0].names.name.as_deref(), Some("new"));
+        assert_eq!(
+            rows[0].names.description, None,
+            "the later end's texts, both"
+        );
+        assert!(rows[1].names.is_empty());
+        // Same millisecond: the greater description (neither has a name).
+        assert_eq!(rows[2].names.name, None);
+        assert_eq!(rows[2].names.description.as_deref(), Some("lab"));
     }
 }

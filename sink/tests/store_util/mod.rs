@@ -157,19 +157,38 @@ pub fn config(dir: &Path) -> StoreConfig {
 
 /// A NetFlow v9 flow template: addresses, ports, protocol, counters, uptime times.
 pub fn synth_template() -> Template {
-    let f = |id, len| FieldSpec { id, pen: 0, len };
-    let specs = [
-        f(8, 4),
-        f(12, 4),
-        f(7, 2),
-        f(11, 2),
-        f(4, 1),
-        f(1, 8),
-        f(2, 4),
-        f(22, 4),
-        f(21, 4),
+    let fields = [
+        (8, 4),
+        (12, 4),
+        (7, 2),
+        (11, 2),
+        (4, 1),
+        (1, 8),
+        (2, 4),
+        (22, 4),
+        (21, 4),
     ];
-    Template::compile(260, Dialect::V9, false, 0, &specs).expect("template compiles")
+    template_of(260, Dialect::V9, &fields)
+}
+
+/// A template of IANA elements, given as (id, length).
+fn template_of(id: u16, dialect: Dialect, fields: &[(u16, u16)]) -> Template {
+    let specs: Vec<FieldSpec> = fields
+        .iter()
+        .map(|&(id, len)| FieldSpec { id, pen: 0, len })
+        .collect();
+    Template::compile(id, dialect, false, 0, &specs).expect("template compiles")
+}
+
+/// A record of a template without variable-length fields.
+pub fn fixed_record<'a>(h: &'a ExportHeader, t: &'a Template, data: &'a [u8]) -> Record<'a> {
+    Record {
+        header: h,
+        template: t,
+        data,
+        spans: &t.fixed_spans,
+        system_init_ms: None,
+    }
 }
 
 pub fn synth_header(export_ns: i64, seq: u32) -> ExportHeader {
@@ -181,6 +200,41 @@ pub fn synth_header(export_ns: i64, seq: u32) -> ExportHeader {
         sys_uptime_ms: Some(3_600_000 + seq),
         sequence: seq,
         receive_time_ns: export_ns + 1_500_000,
+        sampling_interval: 0,
+        tag: 0,
+    }
+}
+
+/// An IPFIX flow template: addresses, ports, protocol, counters, input and output
+/// interfaces, sampler id, the record's ASes.
+pub fn ipfix_template() -> Template {
+    let fields = [
+        (8, 4),
+        (12, 4),
+        (7, 2),
+        (11, 2),
+        (4, 1),
+        (1, 8),
+        (2, 4),
+        (10, 4),
+        (14, 4),
+        (48, 1),
+        (16, 4),
+        (17, 4),
+    ];
+    template_of(300, Dialect::Ipfix, &fields)
+}
+
+/// An IPFIX export header from `exporter` at `export_ns`, received 5 ns later.
+pub fn ipfix_header(exporter: IpAddr, export_ns: i64, seq: u32) -> ExportHeader {
+    ExportHeader {
+        version: 10,
+        exporter: SocketAddr::new(exporter, 4739),
+        source_id: 1,
+        export_time_ns: export_ns,
+        sys_uptime_ms: None,
+        sequence: seq,
+        receive_time_ns: export_ns + 5,
         sampling_interval: 0,
         tag: 0,
     }
@@ -212,13 +266,7 @@ pub fn append_synth(
 ) -> Appended {
     let h = synth_header(export_ns, id as u32);
     let data = synth_data(id);
-    let rec = Record {
-        header: &h,
-        template: t,
-        data: &data,
-        spans: &t.fixed_spans,
-        system_init_ms: None,
-    };
+    let rec = fixed_record(&h, t, &data);
     w.append(&rec, now).expect("append");
     Appended {
         ts: export_ns,
