@@ -248,7 +248,17 @@ impl Runner<'_> {
                 apply_names(rows, &v);
                 Ok(())
             }
-            Err(EsError::Http { status: 400, .. }) => Ok(()),
+            Err(EsError::Http {
+                status: 400,
+                reason,
+            }) => {
+                // The ranking stands; say why the names are missing rather than hide it.
+                eprintln!(
+                    "sluice top: the server refused the interface-name search ({reason}); \
+                     rows are shown without names"
+                );
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
