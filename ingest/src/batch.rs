@@ -19,19 +19,26 @@ use sluice_decode::{ExportHeader, Record, ScopeTables, Template};
 use sluice_enrich::{IfTexts, Learned, SamplingSource};
 use sluice_sink::store::StringTable;
 
-/// One record in a batch.
+/// One record in a batch: 32 bytes. What most records lack (a system init time, values
+/// learned from options data) is kept beside the items and referenced by index, 0 for none:
+/// the receive thread writes, and the store thread reads, an item per record, and at 64 bytes
+/// the item store was most of `Batch::push`.
 #[derive(Clone, Copy, Debug)]
 struct Item {
     header: u32,
     template: u32,
     /// The record's bytes in the batch's arena.
     data: NonNull<[u8]>,
-    system_init_ms: Option<i64>,
-    learned: LearnedItem,
+    /// 1 + index in `Batch::sysinits`, or 0 for none.
+    system_init: u32,
+    /// 1 + index in `Batch::learned`, or 0 for nothing learned.
+    learned: u32,
 }
 
+const _: () = assert!(size_of::<Item>() == 32);
+
 /// A record's [`Learned`] values, with its texts as references into the batch's strings.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct LearnedItem {
     /// Sampling interval (0: none).
     sampling: u32,
@@ -45,6 +52,10 @@ struct LearnedItem {
 pub struct Batch {
     arena: Bump,
     items: Vec<Item>,
+    /// System init times of the items that have one (consecutive repeats shared).
+    sysinits: Vec<i64>,
+    /// Learned values of the items that have any (consecutive repeats shared).
+    learned: Vec<LearnedItem>,
     headers: Vec<ExportHeader>,
     templates: Vec<Template>,
     /// Interface texts of the records' [`Learned`] values.
@@ -75,6 +86,8 @@ impl Batch {
         Batch {
             arena: Bump::with_capacity(records * 64),
             items: Vec::with_capacity(records),
+            sysinits: Vec::new(),
+            learned: Vec::new(),
             headers: Vec::with_capacity(64),
             templates: Vec::with_capacity(16),
             strings: StringTable::default(),
@@ -96,6 +109,8 @@ impl Batch {
     /// Empties the batch, keeping its memory.
     pub fn reset(&mut self) {
         self.items.clear();
+        self.sysinits.clear();
+        self.learned.clear();
         self.headers.clear();
         self.templates.clear();
         self.strings.clear();
@@ -127,19 +142,38 @@ impl Batch {
         let data = NonNull::from(self.arena.alloc_slice_copy(r.data));
         let learned = match tables {
             // No options data from this exporter (the usual case): nothing to look up.
-            None => LearnedItem::default(),
-            Some(t) => self.learn(&Learned::from_tables(
-                Some(t),
-                r.sampler_id(),
-                r.in_if(),
-                r.out_if(),
-            )),
+            None => 0,
+            Some(t) => {
+                let l = self.learn(&Learned::from_tables(
+                    Some(t),
+                    r.sampler_id(),
+                    r.in_if(),
+                    r.out_if(),
+                ));
+                if l == LearnedItem::default() {
+                    0
+                } else {
+                    if self.learned.last() != Some(&l) {
+                        self.learned.push(l);
+                    }
+                    self.learned.len() as u32
+                }
+            }
+        };
+        let system_init = match r.system_init_ms {
+            None => 0,
+            Some(v) => {
+                if self.sysinits.last() != Some(&v) {
+                    self.sysinits.push(v);
+                }
+                self.sysinits.len() as u32
+            }
         };
         self.items.push(Item {
             header: header as u32,
             template: template as u32,
             data,
-            system_init_ms: r.system_init_ms,
+            system_init,
             learned,
         });
     }
@@ -154,8 +188,18 @@ impl Batch {
         }
     }
 
-    /// A record's [`Learned`] values back from its item.
-    fn learned(&self, it: &LearnedItem) -> Learned<'_> {
+    /// A record's [`Learned`] values back from its item's reference.
+    fn learned(&self, r: u32) -> Learned<'_> {
+        match (r as usize)
+            .checked_sub(1)
+            .and_then(|i| self.learned.get(i))
+        {
+            Some(it) => self.learned_values(it),
+            None => Learned::default(),
+        }
+    }
+
+    fn learned_values(&self, it: &LearnedItem) -> Learned<'_> {
         let source = if it.sampler {
             SamplingSource::Sampler
         } else {
@@ -211,9 +255,12 @@ impl Batch {
                     template: t,
                     data,
                     spans,
-                    system_init_ms: it.system_init_ms,
+                    system_init_ms: (it.system_init as usize)
+                        .checked_sub(1)
+                        .and_then(|i| self.sysinits.get(i))
+                        .copied(),
                 },
-                &self.learned(&it.learned),
+                &self.learned(it.learned),
             );
         }
     }
