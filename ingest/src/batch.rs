@@ -141,18 +141,16 @@ impl Batch {
         };
         let data = NonNull::from(self.arena.alloc_slice_copy(r.data));
         let learned = match tables {
-            // No options data from this exporter (the usual case): nothing to look up.
+            // No options data from this exporter, or none that tells a flow anything (the
+            // usual cases): nothing to look up.
             None => 0,
+            Some(t) if t.samplers.is_empty() && t.interfaces.is_empty() => 0,
             Some(t) => {
-                let l = self.learn(&Learned::from_tables(
-                    Some(t),
-                    r.sampler_id(),
-                    r.in_if(),
-                    r.out_if(),
-                ));
-                if l == LearnedItem::default() {
+                let l = Learned::from_tables(Some(t), r.sampler_id(), r.in_if(), r.out_if());
+                if l == Learned::default() {
                     0
                 } else {
+                    let l = self.learn(&l);
                     if self.learned.last() != Some(&l) {
                         self.learned.push(l);
                     }
