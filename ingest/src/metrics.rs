@@ -207,7 +207,7 @@ impl Metrics {
             packets: counter_vec(&r, "sluice_receive_packets_total", "UDP datagrams received.", &["listener"]),
             bytes: counter_vec(&r, "sluice_receive_bytes_total", "UDP payload bytes received.", &["listener"]),
             truncated: counter_vec(&r, "sluice_receive_truncated_total", "Datagrams larger than the receive buffer (MSG_TRUNC), not decoded.", &["listener"]),
-            kernel_drops: counter_vec(&r, "sluice_receive_kernel_drops_total", "Datagrams the kernel dropped because a socket's receive buffer was full (SO_RXQ_OVFL).", &["listener"]),
+            kernel_drops: counter_vec(&r, "sluice_receive_kernel_drops_total", "Datagrams the kernel dropped because a socket's receive buffer was full (the socket's drop counter, SO_MEMINFO).", &["listener"]),
             recv_errors: counter_vec(&r, "sluice_receive_errors_total", "Per-datagram receive errors skipped (ICMP-reported and the like).", &["listener"]),
             denied: counter_vec(&r, "sluice_receive_denied_total", "Datagrams from exporters outside the listener's allowlist, dropped.", &["listener"]),
             recv_buffer: gauge_vec(&r, "sluice_receive_buffer_bytes", "Socket receive buffer the kernel granted (SO_RCVBUF as read back), per socket.", &["listener", "worker"]),

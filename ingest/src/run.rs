@@ -527,15 +527,6 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                                 }
                             }
                         }
-                        if let Some(total) = rx.kernel_drops() {
-                            if total > last_drops[i] {
-                                ctx.metrics
-                                    .kernel_drops
-                                    .with_label_values(&[&ctx.names[*li]])
-                                    .inc_by(total - last_drops[i]);
-                                last_drops[i] = total;
-                            }
-                        }
                         let errs = rx.recv_errors();
                         if errs > last_recv_errors[i] {
                             ctx.metrics
@@ -555,6 +546,19 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                         }
                     }
                     bounded |= !emptied;
+                }
+            }
+            // The sockets' kernel drop counts, once per wake-up (an idle thread still wakes
+            // every 50 ms): one getsockopt each.
+            for (i, (li, rx)) in socks.iter_mut().enumerate() {
+                if let Some(total) = rx.kernel_drops() {
+                    if total > last_drops[i] {
+                        ctx.metrics
+                            .kernel_drops
+                            .with_label_values(&[&ctx.names[*li]])
+                            .inc_by(total - last_drops[i]);
+                        last_drops[i] = total;
+                    }
                 }
             }
             // Coalescing: a wake-up that found only a few datagrams means the thread is

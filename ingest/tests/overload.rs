@@ -5,7 +5,7 @@
 //!    decodes and stores (its capacity C; loss starts above it).
 //! 2. Overload: 2 × C for `SLUICE_OVERLOAD_SECS` (60 s unless set). RSS, sampled every
 //!    second, must stay within [`RSS_GROWTH_BOUND`] of where it started; the excess must show
-//!    up as counted drops (kernel drops from SO_RXQ_OVFL, or the pipeline's own).
+//!    up as counted drops (the socket's kernel drop counter, or the pipeline's own).
 //! 3. Recovery: the load falls to a third of C; every datagram of that phase is received
 //!    and every record stored, with no new drop of any kind.
 //!
