@@ -99,8 +99,14 @@ fn bench(c: &mut Criterion) {
 
     let dir = std::env::temp_dir().join(format!("sluice-bench-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    // SLUICE_PIPELINE_ZSTD_LEVEL: another zstd level for this one (default: the store's).
+    let level = std::env::var("SLUICE_PIPELINE_ZSTD_LEVEL")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(StoreConfig::default().zstd_level);
     let mut w = StoreWriter::open(StoreConfig {
         dir: dir.clone(),
+        zstd_level: level,
         ..StoreConfig::default()
     })
     .expect("store");
