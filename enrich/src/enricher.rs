@@ -753,7 +753,7 @@ impl Enricher {
     ) -> bool {
         self.sync(cache);
         !cache.tables.is_empty()
-            || *learned != Learned::default()
+            || !learned.is_empty()
             || self.exporter(cache, exporter.to_canonical()).is_some()
     }
 

@@ -38,6 +38,17 @@ pub struct Learned<'a> {
 }
 
 impl<'a> Learned<'a> {
+    /// Nothing learned: the same as `== Learned::default()`, read field by field (comparing
+    /// with a default built on the stack read back bytes just written in other widths, a
+    /// store-forwarding stall per record on the store thread).
+    pub fn is_empty(&self) -> bool {
+        self.sampling.is_none()
+            && self.in_if.name.is_none()
+            && self.in_if.description.is_none()
+            && self.out_if.name.is_none()
+            && self.out_if.description.is_none()
+    }
+
     /// Looks a flow's sampler id and interfaces up in its scope's tables. Cheap when the
     /// tables are empty (most exporters send no options data): nothing is looked up then.
     pub fn from_tables(
@@ -116,4 +127,48 @@ pub struct Kept<'a> {
     pub in_if: IfTexts<'a>,
     /// Output interface texts.
     pub out_if: IfTexts<'a>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_empty_is_equality_with_the_default() {
+        assert!(Learned::default().is_empty());
+        let t = IfTexts {
+            name: Some("ge-0/0/1"),
+            description: None,
+        };
+        let d = IfTexts {
+            name: None,
+            description: Some("uplink"),
+        };
+        let some = [
+            Learned {
+                sampling: Some((100, SamplingSource::Sampler)),
+                ..Learned::default()
+            },
+            Learned {
+                in_if: t,
+                ..Learned::default()
+            },
+            Learned {
+                in_if: d,
+                ..Learned::default()
+            },
+            Learned {
+                out_if: t,
+                ..Learned::default()
+            },
+            Learned {
+                out_if: d,
+                ..Learned::default()
+            },
+        ];
+        for l in some {
+            assert!(!l.is_empty(), "{l:?}");
+            assert_ne!(l, Learned::default());
+        }
+    }
 }

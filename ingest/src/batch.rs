@@ -147,7 +147,7 @@ impl Batch {
             Some(t) if t.samplers.is_empty() && t.interfaces.is_empty() => 0,
             Some(t) => {
                 let l = Learned::from_tables(Some(t), r.sampler_id(), r.in_if(), r.out_if());
-                if l == Learned::default() {
+                if l.is_empty() {
                     0
                 } else {
                     let l = self.learn(&l);

@@ -841,7 +841,7 @@ impl StoreEnrich {
             self.enricher
                 .adds_to_record(&mut self.cache, r.header.exporter.ip(), learned)
         } else {
-            *learned != sluice_enrich::Learned::default()
+            !learned.is_empty()
         }
     }
 
