@@ -208,8 +208,11 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("top_local");
     g.sample_size(10);
     g.throughput(Throughput::Elements(n));
-    let cases: [(&str, By, Order, Option<&Filter>, &Enricher); 5] = [
+    let cases: [(&str, By, Order, Option<&Filter>, &Enricher); 6] = [
         ("src_bytes", By::Src, Order::Bytes, None, &plain),
+        // Exporter and ifIndex, with the interface texts tracked per key (none here: the
+        // synthetic exporter sends no options data).
+        ("interface_bytes", By::Interface, Order::Bytes, None, &plain),
         (
             "conversation_bytes",
             By::Conversation,

@@ -321,6 +321,8 @@ pub struct Enricher {
     reload_failures: AtomicU64,
     exporters: Vec<ExporterEntry>,
     exporter_index: FxHashMap<IpAddr, u32>,
+    /// Whether any configured exporter names interfaces.
+    any_interfaces: bool,
     internal: Vec<Prefix>,
     cache_entries: usize,
     /// Community ID seed, or `None` when it is not computed.
@@ -419,6 +421,7 @@ impl Enricher {
             check_interval_ms,
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
+            any_interfaces: exporters.iter().any(|e| !e.interfaces.is_empty()),
             exporters,
             exporter_index,
             internal: cfg.internal_networks.clone(),
@@ -669,6 +672,12 @@ impl Enricher {
         sampling_of(e, flow, Learned::of_flow(tables, flow).sampling)
     }
 
+    /// Whether the config names any exporter's interfaces: without, [`Enricher::interfaces`]
+    /// is empty for every flow.
+    pub fn has_configured_interfaces(&self) -> bool {
+        self.any_interfaces
+    }
+
     /// The input and output interface texts [`Enricher::enrich`] gives a flow received from
     /// `exporter` when its scope sent no options data: the exporter's configured interfaces.
     /// For readers of records stored without enrichment, which have only the config.
@@ -678,8 +687,15 @@ impl Enricher {
         exporter: IpAddr,
         flow: &Flow,
     ) -> [IfTexts<'_>; 2] {
-        let e = self.exporter(cache, exporter.to_canonical());
-        [flow.in_if, flow.out_if].map(|i| interface(e, IfTexts::default(), i))
+        // Most exporters have no configured interfaces: nothing to look up per end then
+        // (`top --by interface` asks this for every flow of a range).
+        match self.exporter(cache, exporter.to_canonical()) {
+            Some(e) if !e.interfaces.is_empty() => [
+                interface(Some(e), IfTexts::default(), flow.in_if),
+                interface(Some(e), IfTexts::default(), flow.out_if),
+            ],
+            _ => [IfTexts::default(); 2],
+        }
     }
 
     /// The AS number and geolocation [`Enricher::enrich`] gives each end of a flow (source,
