@@ -64,9 +64,6 @@ pub struct StoreWriter {
     open: Vec<OpenPartition>,
     /// Index in `open` of the partition of the previous append: the usual next one.
     last: usize,
-    /// The partition index of the previous append and the times (ns) it covers, `[from,
-    /// to)`: spares a 64-bit division per record, since consecutive records share one.
-    last_span: (i64, i64, i64),
     clock: u64,
     compressor: zstd::bulk::Compressor<'static>,
     raw: Vec<u8>,
@@ -136,7 +133,6 @@ impl StoreWriter {
             cfg,
             open: Vec::new(),
             last: 0,
-            last_span: (0, 0, 0),
             clock: 0,
             compressor,
             raw: Vec::new(),
@@ -186,19 +182,18 @@ impl StoreWriter {
         } else {
             ts
         };
-        let (index, from, to) = self.last_span;
-        let index = if placed >= from && placed < to {
-            index
-        } else {
-            let index = placed.div_euclid(self.partition_ns);
-            // Where the bounds overflow (times near the ends of i64 ns), nothing is cached.
-            let from = index.checked_mul(self.partition_ns);
-            let to = from.and_then(|f| f.checked_add(self.partition_ns));
-            self.last_span = match (from, to) {
-                (Some(from), Some(to)) => (index, from, to),
-                _ => (0, 0, 0),
-            };
-            index
+        // Consecutive records nearly always share a partition: the previous one's span is
+        // checked first, which spares a 64-bit division per record.
+        let pns = self.partition_ns;
+        let index = match self.open.get(self.last) {
+            Some(p)
+                if p.index
+                    .checked_mul(pns)
+                    .is_some_and(|from| placed >= from && placed < from.saturating_add(pns)) =>
+            {
+                p.index
+            }
+            _ => placed.div_euclid(pns),
         };
         let slot = match self.partition(index) {
             Ok(slot) => slot,
