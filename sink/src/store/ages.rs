@@ -53,19 +53,12 @@ impl RecordAges {
         }
     }
 
-    /// Records the ages at `now_ns` of records whose flows ended at `ends` (ns since the Unix
-    /// epoch). An end after `now_ns` (the exporter's clock is ahead) counts as age 0 and in
-    /// [`RecordAges::future`].
-    pub fn record(&mut self, now_ns: i64, ends: &[i64]) {
-        for &end in ends {
-            self.record_one(now_ns, end, 1);
-        }
-    }
-
-    /// Records `records` records at `now_ns` from the flow ends of a sample of them: `ends[i]`
-    /// is the end of record `i * every`, and stands for it and the `every - 1` records after
-    /// it (the last sample for whatever remains). `ends` must hold `records.div_ceil(every)`
-    /// values; otherwise nothing is recorded and `false` is returned.
+    /// Records the ages at `now_ns` of `records` records from the flow ends (ns since the
+    /// Unix epoch) of a sample of them: `ends[i]` is the end of record `i * every`, and stands
+    /// for it and the `every - 1` records after it (the last sample for whatever remains);
+    /// with `every` 1, each end is one record. `ends` must hold `records.div_ceil(every)`
+    /// values; otherwise nothing is recorded and `false` is returned. An end after `now_ns`
+    /// (the exporter's clock is ahead) counts as age 0 and in [`RecordAges::future`].
     pub fn record_sampled(
         &mut self,
         now_ns: i64,
@@ -161,7 +154,7 @@ mod tests {
             now - 2_000_000_000, // 2 s
             now + 5_000_000,     // 5 ms in the future
         ];
-        a.record(now, &ends);
+        assert!(a.record_sampled(now, &ends, 1, 4));
         assert_eq!(a.count(), 4);
         assert_eq!(a.future(), 1);
         assert!(
@@ -176,7 +169,7 @@ mod tests {
         let h = a.histogram();
         assert_eq!(h.value_at_quantile(1.0), h.highest_equivalent(2_000_000));
         // Older than a day: kept at the ceiling.
-        a.record(now, &[now - 3 * 86_400 * 1_000_000_000]);
+        assert!(a.record_sampled(now, &[now - 3 * 86_400 * 1_000_000_000], 1, 1));
         assert!(a.histogram().max() >= MAX_AGE_US);
         let mut text = String::new();
         a.write_text(&mut text);
@@ -215,13 +208,5 @@ mod tests {
         assert!(!b.record_sampled(now, &[now - ms, now - ms], 8, 19));
         assert!(!b.record_sampled(now, &[now - ms; 4], 8, 19));
         assert_eq!(b.count(), 0);
-        // Every record read: the same as `record`.
-        let ends = [now - ms, now - 2 * ms, now - 3 * ms];
-        let mut c = RecordAges::new();
-        let mut d = RecordAges::new();
-        assert!(c.record_sampled(now, &ends, 1, 3));
-        d.record(now, &ends);
-        assert_eq!(c.histogram(), d.histogram());
-        assert_eq!(c.sum_seconds(), d.sum_seconds());
     }
 }
