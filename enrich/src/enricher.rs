@@ -672,12 +672,6 @@ impl Enricher {
         sampling_of(e, flow, Learned::of_flow(tables, flow).sampling)
     }
 
-    /// Whether the config names any exporter's interfaces: without, [`Enricher::interfaces`]
-    /// is empty for every flow.
-    pub fn has_configured_interfaces(&self) -> bool {
-        self.any_interfaces
-    }
-
     /// The input and output interface texts [`Enricher::enrich`] gives a flow received from
     /// `exporter` when its scope sent no options data: the exporter's configured interfaces.
     /// For readers of records stored without enrichment, which have only the config.
@@ -687,8 +681,11 @@ impl Enricher {
         exporter: IpAddr,
         flow: &Flow,
     ) -> [IfTexts<'_>; 2] {
-        // Most exporters have no configured interfaces: nothing to look up per end then
-        // (`top --by interface` asks this for every flow of a range).
+        // Most configs name no interfaces, or none of this exporter's: nothing to look up per
+        // end then (`top --by interface` asks this for every flow of a range).
+        if !self.any_interfaces {
+            return [IfTexts::default(); 2];
+        }
         match self.exporter(cache, exporter.to_canonical()) {
             Some(e) if !e.interfaces.is_empty() => [
                 interface(Some(e), IfTexts::default(), flow.in_if),

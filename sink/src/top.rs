@@ -525,8 +525,6 @@ impl Notes for IfNotes {
         let exporter = r.header.exporter.ip();
         let texts = match kept {
             Some(k) => [k.in_if, k.out_if],
-            // Stored without enrichment, and no interface names configured: nothing to note.
-            None if !enricher.has_configured_interfaces() => return,
             None => enricher.interfaces(cache, exporter, flow),
         };
         let has = |t: &IfTexts<'_>| t.name.is_some() || t.description.is_some();
