@@ -84,6 +84,15 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// Adds to the `labels` series of `c` what a cumulative count gained since `prev` (now
+/// `now`), and remembers `now`. A series is created only once it has something to count.
+pub fn count_up(c: &IntCounterVec, labels: &[&str], prev: &mut u64, now: u64) {
+    if now > *prev {
+        c.with_label_values(labels).inc_by(now - *prev);
+        *prev = now;
+    }
+}
+
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     r.register(Box::new(m.clone())).expect("registered once");

@@ -31,7 +31,7 @@ use sluice_sink::store::{StoreConfig, StoreWriter};
 
 use crate::batch::Batch;
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{count_up, Metrics};
 use crate::udp::{ListenOptions, Receiver};
 
 /// Records per batch before it is handed to the store.
@@ -527,14 +527,6 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                                 }
                             }
                         }
-                        let errs = rx.recv_errors();
-                        if errs > last_recv_errors[i] {
-                            ctx.metrics
-                                .recv_errors
-                                .with_label_values(&[&ctx.names[*li]])
-                                .inc_by(errs - last_recv_errors[i]);
-                            last_recv_errors[i] = errs;
-                        }
                         if batch.len() >= BATCH_RECORDS {
                             break;
                         }
@@ -548,17 +540,19 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                     bounded |= !emptied;
                 }
             }
-            // The sockets' kernel drop counts, once per wake-up (an idle thread still wakes
-            // every 50 ms): one getsockopt each.
+            // The sockets' receive errors and kernel drop counts, once per wake-up (an idle
+            // thread still wakes every 50 ms): one getsockopt each for the drops.
             for (i, (li, rx)) in socks.iter_mut().enumerate() {
+                let listener = [ctx.names[*li].as_str()];
+                let m = &ctx.metrics;
+                count_up(
+                    &m.recv_errors,
+                    &listener,
+                    &mut last_recv_errors[i],
+                    rx.recv_errors(),
+                );
                 if let Some(total) = rx.kernel_drops() {
-                    if total > last_drops[i] {
-                        ctx.metrics
-                            .kernel_drops
-                            .with_label_values(&[&ctx.names[*li]])
-                            .inc_by(total - last_drops[i]);
-                        last_drops[i] = total;
-                    }
+                    count_up(&m.kernel_drops, &listener, &mut last_drops[i], total);
                 }
             }
             // Coalescing: a wake-up that found only a few datagrams means the thread is
@@ -661,13 +655,12 @@ fn publish(
     cells.dropped = 0;
     let st = ctx.decoder.stats();
     for (reason, n) in &st.errors {
-        let prev = last_errors.entry(reason).or_default();
-        if *n > *prev {
-            m.decode_errors
-                .with_label_values(&[reason])
-                .inc_by(*n - *prev);
-            *prev = *n;
-        }
+        count_up(
+            &m.decode_errors,
+            &[reason],
+            last_errors.entry(reason).or_default(),
+            *n,
+        );
     }
     let d = |now: u64, before: u64| now.saturating_sub(before);
     m.records_decoded
@@ -702,13 +695,12 @@ fn publish(
         .inc_by(d(sf.counter_samples, last_sflow.1));
     *last_sflow = (sf.flow_samples + sf.discard_samples, sf.counter_samples);
     for (reason, n) in &sf.errors {
-        let prev = last_sflow_errors.entry(reason).or_default();
-        if *n > *prev {
-            m.decode_errors
-                .with_label_values(&[reason])
-                .inc_by(*n - *prev);
-            *prev = *n;
-        }
+        count_up(
+            &m.decode_errors,
+            &[reason],
+            last_sflow_errors.entry(reason).or_default(),
+            *n,
+        );
     }
     *last = st.clone();
     // sFlow: datagram sequence numbers per agent and sub-agent, sample sequence numbers per

@@ -30,7 +30,7 @@ use sluice_decode::Record;
 
 use crate::batch::Batch;
 use crate::config::{Cidr, Config, Listener, Protocol, Transport};
-use crate::metrics::Metrics;
+use crate::metrics::{count_up, Metrics};
 use crate::run::{log, now_ns};
 
 /// Records per batch of a connection.
@@ -53,22 +53,16 @@ impl StatsPublisher {
     /// Publishes what `st` counted since the previous call.
     pub fn publish(&mut self, st: &SyslogStats, m: &Metrics) {
         for (v, n) in &st.messages {
-            let prev = self.messages.entry(*v).or_default();
-            if *n > *prev {
-                m.syslog_messages
-                    .with_label_values(&[v.as_str()])
-                    .inc_by(*n - *prev);
-                *prev = *n;
-            }
+            count_up(
+                &m.syslog_messages,
+                &[v.as_str()],
+                self.messages.entry(*v).or_default(),
+                *n,
+            );
         }
         for ((v, reason), n) in &st.failures {
             let prev = self.failures.entry((*v, reason)).or_default();
-            if *n > *prev {
-                m.syslog_parse_failures
-                    .with_label_values(&[v.as_str(), reason])
-                    .inc_by(*n - *prev);
-                *prev = *n;
-            }
+            count_up(&m.syslog_parse_failures, &[v.as_str(), reason], prev, *n);
         }
     }
 }
