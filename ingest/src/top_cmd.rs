@@ -545,14 +545,7 @@ mod tests {
             },
             distinct: Some(2),
         };
-        let m = Meta {
-            source: "local",
-            from_ns: 0,
-            to_ns: 1,
-            records: Some(2),
-            seconds: 0.5,
-        };
-        let t = table(&top, &m);
+        let t = table(&top, &META);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
             lines[1],
