@@ -10,7 +10,8 @@
 //!   (flow view, enrichment, lean encoding, document id);
 //! - `es_gzip/BACKEND/LEVEL`: compressing the bulk bodies, per backend: `flate2` (the crate the
 //!   sink calls; its backend is zlib-rs, or zlib-ng when built with `--features zlib-ng`),
-//!   `zlib-rs` (the zlib-rs crate's one-shot API) and `libdeflate` (libdeflater). Each output is
+//!   `zlib-rs` (the zlib-rs crate's one-shot API), `libdeflate` (libdeflater) and `isal` (the
+//!   sink's ISA-L path, levels 1 and 2, when libisal.so.2 is installed). Each output is
 //!   checked to decompress (with flate2) to the body before timing; the compression ratio of
 //!   each is printed to stderr.
 //!
@@ -111,6 +112,11 @@ fn gzip_libdeflate(b: &mut Backend, input: &[u8], out: &mut Vec<u8>) {
     out.truncate(n);
 }
 
+/// The sink's own ISA-L path (levels 1 and 2; needs libisal.so.2).
+fn gzip_isal(b: &mut Backend, input: &[u8], out: &mut Vec<u8>) {
+    sluice_sink::es::gzip(input, b.level, sluice_sink::es::GzipLibrary::Isal, out).expect("isal");
+}
+
 fn flate2_backend() -> &'static str {
     if cfg!(feature = "zlib-ng") {
         "flate2-zlib-ng"
@@ -206,16 +212,23 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    let backends: [(&str, Gzip); 3] = [
+    let backends: [(&str, Gzip); 4] = [
         (flate2_backend(), gzip_flate2),
         ("zlib-rs", gzip_zlib_rs),
         ("libdeflate", gzip_libdeflate),
+        ("isal", gzip_isal),
     ];
+    if !sluice_sink::es::isal_available() {
+        eprintln!("libisal.so.2 not found (apt install libisal2): no isal rows");
+    }
     let mut g = c.benchmark_group("es_gzip");
     g.throughput(Throughput::Elements(DOCS as u64));
     g.sample_size(10);
     for level in [1u32, 2, 6] {
         for (name, f) in backends {
+            if name == "isal" && (level > 2 || !sluice_sink::es::isal_available()) {
+                continue;
+            }
             let mut be = Backend {
                 level,
                 libdeflate: None,

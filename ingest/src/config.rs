@@ -463,6 +463,10 @@ pub struct Elasticsearch {
     pub max_in_flight: usize,
     /// gzip level of request bodies (Elasticsearch takes gzip, not zstd).
     pub gzip_level: u32,
+    /// What compresses at levels 1 and 2: `auto` (ISA-L when `libisal.so.2` is installed,
+    /// about twice as fast as zlib-rs and tighter; zlib-rs otherwise), `isal` (required) or
+    /// `zlib-rs`. Levels 3 to 9 always use zlib-rs.
+    pub gzip_library: sluice_sink::es::GzipLibrary,
     /// Disk spool for what cannot be shipped while the cluster is slow or down.
     pub spool_max_size: HumanSize,
     /// How long indices are kept (ILM / ISM policy); 0s: no policy.
@@ -482,6 +486,7 @@ impl Default for Elasticsearch {
             flush_interval: HumanDuration(Duration::from_secs(1)),
             max_in_flight: 4,
             gzip_level: 1,
+            gzip_library: sluice_sink::es::GzipLibrary::Auto,
             spool_max_size: HumanSize(10 << 30),
             retention: HumanDuration(Duration::from_secs(30 * 86_400)),
         }

@@ -206,9 +206,11 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>) -> Result<()> {
     let shipper = if cfg.elasticsearch.enabled {
         let es = crate::ship::es_config(&cfg)?;
         log!(
-            "shipping to Elasticsearch/OpenSearch at {} (index {})",
+            "shipping to Elasticsearch/OpenSearch at {} (index {}; gzip level {} by {})",
             es.urls.join(", "),
-            es.data_stream.as_deref().unwrap_or(&es.index)
+            es.data_stream.as_deref().unwrap_or(&es.index),
+            es.gzip_level,
+            es.gzip_library.effective(es.gzip_level)
         );
         Some(crate::ship::Shipper::start(es)?)
     } else {

@@ -32,6 +32,7 @@ pub fn es_config(cfg: &Config) -> Result<EsConfig> {
         flush_interval: e.flush_interval.0,
         max_in_flight: e.max_in_flight.max(1),
         gzip_level: e.gzip_level,
+        gzip_library: e.gzip_library,
         spool_dir: cfg.store.data_dir.join("spool"),
         spool_max_bytes: e.spool_max_size.0,
         dead_letter: cfg.store.data_dir.join("dead-letter.ndjson"),

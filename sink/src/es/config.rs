@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use super::error::EsError;
+use super::gzip::GzipLibrary;
 
 /// Credentials sent with every request. `Debug` never shows them, and no log line or error
 /// message of the sink contains them.
@@ -181,6 +182,8 @@ pub struct EsConfig {
     pub queue_batches: usize,
     /// gzip level of request bodies, 0 (no compression: no `Content-Encoding`) to 9.
     pub gzip_level: u32,
+    /// Library that compresses at levels 1 and 2: ISA-L when it is installed (`Auto`).
+    pub gzip_library: GzipLibrary,
     /// Time limit of one HTTP request, connection to last byte of the answer.
     pub request_timeout: Duration,
     /// First retry delay; it doubles per attempt, with jitter, up to `retry_max_delay`.
@@ -236,6 +239,7 @@ impl Default for EsConfig {
             max_in_flight: 4,
             queue_batches: 8,
             gzip_level: 1,
+            gzip_library: GzipLibrary::Auto,
             request_timeout: Duration::from_secs(60),
             retry_initial_delay: Duration::from_millis(100),
             retry_max_delay: Duration::from_secs(10),
@@ -328,6 +332,12 @@ impl EsConfig {
         }
         if self.gzip_level > 9 {
             return Err(EsError::config("gzip_level", "0 to 9".to_owned()));
+        }
+        if self.gzip_library == GzipLibrary::Isal && !super::gzip::isal_available() {
+            return Err(EsError::config(
+                "gzip_library",
+                "\"isal\" asks for ISA-L, but libisal.so.2 cannot be loaded (Debian: apt install libisal2)".to_owned(),
+            ));
         }
         if self.flush_interval.is_zero() {
             return Err(EsError::config(

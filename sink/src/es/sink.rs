@@ -27,10 +27,11 @@ use crossbeam_channel::{
 
 use super::batch::{Batch, IndexNamer};
 use super::bulk::{parse_reply, BULK_PATH};
-use super::client::{gzip, Body, Client, Method};
+use super::client::{Body, Client, Method};
 use super::config::EsConfig;
 use super::deadletter::{DeadLetter, Rejected};
 use super::error::{EsError, Full};
+use super::gzip::gzip;
 use super::metrics::{log_limited, Counters, EsStats};
 use super::retry::{classify, seed, Backoff, ItemOutcome};
 use super::spool::Spool;
@@ -785,7 +786,7 @@ impl Worker {
         let c = &sh.counters;
         let level = sh.cfg.gzip_level;
         let body: &[u8] = if level > 0 {
-            if let Err(e) = gzip(&b.body, level, &mut self.gz) {
+            if let Err(e) = gzip(&b.body, level, sh.cfg.gzip_library, &mut self.gz) {
                 log_limited("gzip", format_args!("{e}"));
                 return Outcome::Retry {
                     batch: b,
