@@ -13,6 +13,7 @@
 
 use std::ffi::c_void;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use flate2::write::GzEncoder;
@@ -51,6 +52,7 @@ impl GzipLibrary {
         matches!(self, GzipLibrary::Auto | GzipLibrary::Isal)
             && isal_level(level).is_some()
             && isal().is_some()
+            && !ISAL_FAILED.load(Ordering::Relaxed)
     }
 }
 
@@ -76,11 +78,23 @@ pub fn gzip(
     out.clear();
     if let (true, Some(l)) = (library.uses_isal(level), isal_level(level)) {
         if let Some(lib) = isal() {
-            return STREAM.with(|s| {
+            let done = STREAM.with(|s| {
                 let mut s = s.borrow_mut();
                 let stream = s.get_or_insert_with(IsalStream::new);
                 stream.compress(lib, input, l, out)
             });
+            match done {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    // A library that refuses a stream it took before (a future version
+                    // needing a larger level buffer, say) must not stall shipping: this body
+                    // and every later one go through zlib-rs.
+                    if !ISAL_FAILED.swap(true, Ordering::Relaxed) {
+                        eprintln!("sluice: ISA-L gzip failed ({e}); using zlib-rs from now on");
+                    }
+                    out.clear();
+                }
+            }
         }
     }
     let mut enc = GzEncoder::new(std::mem::take(out), Compression::new(level));
@@ -88,6 +102,9 @@ pub fn gzip(
     *out = enc.finish().map_err(|e| EsError::io("gzip", e))?;
     Ok(())
 }
+
+/// Set when ISA-L failed once: zlib-rs compresses from then on.
+static ISAL_FAILED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// One ISA-L stream per thread that compresses (the sink's workers), made on first use.
@@ -305,7 +322,7 @@ mod tests {
 
     #[test]
     fn every_library_and_level_round_trips() {
-        let input = body(20_000);
+        let input = body(4_000);
         for library in [GzipLibrary::Auto, GzipLibrary::ZlibRs, GzipLibrary::Isal] {
             for level in 1..=9 {
                 if library == GzipLibrary::Isal && !isal_available() {
@@ -340,6 +357,22 @@ mod tests {
         // Two different encoders: the bytes differ, the contents do not.
         assert_ne!(a, z);
         assert!(gunzip(&a) == input);
+    }
+
+    #[test]
+    fn isal_refusing_a_stream_is_an_error_not_a_crash() {
+        if !isal_expected() {
+            return;
+        }
+        let lib = isal().expect("loaded");
+        // A level buffer below ISA-L's minimum: the library must say no.
+        let mut s = IsalStream {
+            stream: vec![Align64([0; 64]); STREAM_BYTES / 64].into_boxed_slice(),
+            level_buf: vec![Align64([0; 64]); 1].into_boxed_slice(),
+        };
+        let mut out = Vec::new();
+        let e = s.compress(lib, &body(100), 1, &mut out);
+        assert!(e.is_err(), "a 64-byte level buffer was accepted");
     }
 
     #[test]
