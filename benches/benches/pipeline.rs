@@ -49,13 +49,10 @@ fn batches(d: &mut Decoder, dgs: &[(SocketAddr, Vec<u8>)], loops: usize) -> Vec<
                 tag: 0,
             };
             let b = out.last_mut().expect("a batch");
-            // As the receive threads do: records in the payload share one copy of it.
-            b.in_datagram(dg.payload, |b| {
-                let _ = d.decode_with_tables(&dg, |r, t| {
-                    if !r.template.options {
-                        b.push(r, t);
-                    }
-                });
+            let _ = d.decode_with_tables(&dg, |r, t| {
+                if !r.template.options {
+                    b.push(r, t);
+                }
             });
             if b.len() >= 4096 {
                 out.push(Batch::new(0, 4096));
@@ -73,46 +70,32 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(records as u64));
 
-    // `decode_and_batch`: as the receive threads batch (one copy of each datagram's payload
-    // in the arena); `decode_and_batch_per_record`: a copy per record, as before.
-    for (name, whole) in [
-        ("decode_and_batch", true),
-        ("decode_and_batch_per_record", false),
-    ] {
-        g.bench_function(name, |b| {
-            let mut batch = Batch::new(0, 4096);
-            b.iter(|| {
-                let mut n = 0;
-                for _ in 0..500 {
-                    for (src, p) in &dgs {
-                        let dg = Datagram {
-                            src: *src,
-                            receive_time_ns: 1_800_000_000_000_000_000,
-                            payload: p,
-                            tag: 0,
-                        };
-                        let mut decode = |b: &mut Batch| {
-                            let _ = d.decode_with_tables(&dg, |r, t| {
-                                if !r.template.options {
-                                    b.push(r, t);
-                                    n += 1;
-                                }
-                            });
-                        };
-                        if whole {
-                            batch.in_datagram(dg.payload, decode);
-                        } else {
-                            decode(&mut batch);
+    g.bench_function("decode_and_batch", |b| {
+        let mut batch = Batch::new(0, 4096);
+        b.iter(|| {
+            let mut n = 0;
+            for _ in 0..500 {
+                for (src, p) in &dgs {
+                    let dg = Datagram {
+                        src: *src,
+                        receive_time_ns: 1_800_000_000_000_000_000,
+                        payload: p,
+                        tag: 0,
+                    };
+                    let _ = d.decode_with_tables(&dg, |r, t| {
+                        if !r.template.options {
+                            batch.push(r, t);
+                            n += 1;
                         }
-                        if batch.len() >= 4096 {
-                            batch.reset();
-                        }
+                    });
+                    if batch.len() >= 4096 {
+                        batch.reset();
                     }
                 }
-                black_box(n)
-            })
-        });
-    }
+            }
+            black_box(n)
+        })
+    });
 
     let dir = std::env::temp_dir().join(format!("sluice-bench-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

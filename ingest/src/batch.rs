@@ -1,10 +1,7 @@
 //! Per-core batches of decoded records, arena-allocated.
 //!
-//! A receive thread copies each datagram's payload once into its batch's bump arena
-//! (bumpalo), at the first record that lies in it ([`Batch::in_datagram`]), and keeps a small
-//! fixed-size item per record pointing into that copy; records from elsewhere (held data sets,
-//! records a parser builds) are copied one by one. Export headers and templates are interned
-//! per batch.
+//! A receive thread copies each record's bytes into its batch's bump arena (bumpalo) and keeps
+//! a small fixed-size item per record; export headers and templates are interned per batch.
 //! Full batches go to the store thread over a crossbeam channel and come back on a return
 //! channel once written; `reset()` then keeps the arena's memory, so in steady state no
 //! allocation happens per record (only when a batch needs more room than ever before).
@@ -67,24 +64,6 @@ pub struct Batch {
     memo: [u32; 4],
     /// Which core's free list it returns to.
     pub core: usize,
-    /// The datagram being decoded into the batch, inside [`Batch::in_datagram`].
-    current: Option<Current>,
-}
-
-/// The datagram whose records are being pushed: records that lie in its payload refer to one
-/// copy of the whole payload in the arena (made at its first such record) instead of a copy
-/// each. A 30-record NetFlow v5 datagram is then one 1.4 kB copy instead of 30 small ones.
-#[derive(Clone, Copy, Debug)]
-struct Current {
-    /// The payload, borrowed for the duration of `in_datagram`.
-    src: *const u8,
-    len: usize,
-    /// Its copy in the arena, once a record needed it.
-    copy: Option<NonNull<u8>>,
-    /// The header the decoder gave this datagram's records (they share one, at one address
-    /// for the whole call) and its index in `headers`; null until the first record.
-    header: *const ExportHeader,
-    header_ix: u32,
 }
 
 // SAFETY: the `NonNull<[u8]>` items point into `arena`, which the batch owns and moves with it;
@@ -114,7 +93,6 @@ impl Batch {
             strings: StringTable::default(),
             memo: [0; 4],
             core,
-            current: None,
         }
     }
 
@@ -137,87 +115,20 @@ impl Batch {
         self.templates.clear();
         self.strings.clear();
         self.memo = [0; 4];
-        self.current = None;
         self.arena.reset();
-    }
-
-    /// Runs `f`, which decodes `payload` and pushes its records into this batch. Records whose
-    /// bytes lie in `payload` share one copy of it; others (held data sets decoded when their
-    /// template arrives, records built by a parser) are copied one by one as usual.
-    pub fn in_datagram<R>(&mut self, payload: &[u8], f: impl FnOnce(&mut Batch) -> R) -> R {
-        self.current = Some(Current {
-            src: payload.as_ptr(),
-            len: payload.len(),
-            copy: None,
-            header: std::ptr::null(),
-            header_ix: 0,
-        });
-        let out = f(self);
-        // The payload is only borrowed for this call: nothing may refer to it afterwards.
-        self.current = None;
-        out
-    }
-
-    /// The record's bytes in the arena, and whether they came from the current datagram's
-    /// payload: then they lie in its one copy, else they get a copy of their own.
-    #[inline]
-    fn place(&mut self, data: &[u8]) -> (NonNull<[u8]>, bool) {
-        if let Some(c) = &mut self.current {
-            let off = (data.as_ptr() as usize).wrapping_sub(c.src as usize);
-            if off <= c.len && data.len() <= c.len - off {
-                let base = match c.copy {
-                    Some(p) => p,
-                    None => {
-                        // SAFETY: `src..src + len` is the payload borrowed by `in_datagram`,
-                        // which is running (`current` is cleared when it returns).
-                        let payload = unsafe { std::slice::from_raw_parts(c.src, c.len) };
-                        let p = NonNull::from(self.arena.alloc_slice_copy(payload)).cast::<u8>();
-                        c.copy = Some(p);
-                        p
-                    }
-                };
-                // SAFETY: `off + data.len() <= len` (checked above), inside the copy.
-                let start = unsafe { base.add(off) };
-                return (NonNull::slice_from_raw_parts(start, data.len()), true);
-            }
-        }
-        (NonNull::from(self.arena.alloc_slice_copy(data)), false)
-    }
-
-    /// Index in `headers` of the record's header. The records of the current datagram share
-    /// the one header the decoder made for it, which stays put and unchanged for the whole
-    /// call: after the first, it is recognised by address. Any other record (a held set's,
-    /// whose header may sit where another held set's was a moment ago) is compared with the
-    /// last header added.
-    #[inline]
-    fn header_index(&mut self, h: &ExportHeader, in_datagram: bool) -> usize {
-        if in_datagram {
-            if let Some(c) = &self.current {
-                if std::ptr::eq(c.header, h) {
-                    return c.header_ix as usize;
-                }
-            }
-        }
-        let ix = match self.headers.last() {
-            Some(last) if last == h => self.headers.len() - 1,
-            _ => {
-                self.headers.push(*h);
-                self.headers.len() - 1
-            }
-        };
-        if let (true, Some(c)) = (in_datagram, &mut self.current) {
-            c.header = h;
-            c.header_ix = ix as u32;
-        }
-        ix
     }
 
     /// Copies a record in, with what its scope's options data (`tables`, from
     /// `Decoder::decode_with_tables`) gives it. Headers and templates are interned against the
     /// last one added, which is what consecutive records of one datagram share.
     pub fn push(&mut self, r: &Record<'_>, tables: Option<&ScopeTables>) {
-        let (data, in_datagram) = self.place(r.data);
-        let header = self.header_index(r.header, in_datagram);
+        let header = match self.headers.last() {
+            Some(h) if h == r.header => self.headers.len() - 1,
+            _ => {
+                self.headers.push(*r.header);
+                self.headers.len() - 1
+            }
+        };
         let uid = r.template.uid;
         let template = match self.templates.iter().rposition(|t| t.uid == uid) {
             Some(i) => i,
@@ -228,6 +139,7 @@ impl Batch {
                 self.templates.len() - 1
             }
         };
+        let data = NonNull::from(self.arena.alloc_slice_copy(r.data));
         let learned = match tables {
             // No options data from this exporter, or none that tells a flow anything (the
             // usual cases): nothing to look up.

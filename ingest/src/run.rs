@@ -505,8 +505,8 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                                 payload: dg.payload,
                                 tag: 0,
                             };
-                            // Records that lie in the payload share one copy of it.
-                            batch.in_datagram(d.payload, |b| match ctx.protocols[*li] {
+                            let b = &mut batch;
+                            match ctx.protocols[*li] {
                                 crate::config::Protocol::Netflow => {
                                     let _ = ctx.decoder.decode_with_tables(&d, |r, t| {
                                         if !r.template.options {
@@ -527,7 +527,7 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                                         b.push(r, None)
                                     });
                                 }
-                            });
+                            }
                         }
                         if batch.len() >= BATCH_RECORDS {
                             break;

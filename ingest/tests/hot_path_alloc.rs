@@ -105,14 +105,11 @@ fn pass(
             payload: p,
             tag: 0,
         };
-        // As the receive threads do: records in the payload share one copy of it.
-        batch.in_datagram(dg.payload, |b| {
-            let _ = d.decode_with_tables(&dg, |r, t| {
-                if !r.template.options {
-                    b.push(r, t);
-                    n += 1;
-                }
-            });
+        let _ = d.decode_with_tables(&dg, |r, t| {
+            if !r.template.options {
+                batch.push(r, t);
+                n += 1;
+            }
         });
         if batch.len() >= 4096 {
             sink(batch);
