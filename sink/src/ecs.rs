@@ -383,6 +383,11 @@ fn split(path: &'static str) -> (Vec<&'static str>, &'static str) {
 struct Plan {
     offsets: Vec<u32>,
     bytes: Vec<u8>,
+    /// Indexes in [`ECS_FIELDS`] of the fields a flow record's document can have (not
+    /// `event_only`): a flow document walks these and never looks at the log-only half.
+    flow_fields: Vec<u16>,
+    /// Every index in [`ECS_FIELDS`], for log events.
+    all_fields: Vec<u16>,
 }
 
 /// Number of ECS fields: places `1..=ECS` are "after field `place - 1`".
@@ -466,7 +471,18 @@ impl Plan {
         }
         // Room for `put`'s fixed-size reads past the last step.
         bytes.extend_from_slice(&[0; SHORT]);
-        Plan { offsets, bytes }
+        let all_fields: Vec<u16> = (0..ECS_FIELDS.len() as u16).collect();
+        let flow_fields = all_fields
+            .iter()
+            .copied()
+            .filter(|&j| !ECS_FIELDS[usize::from(j)].event_only)
+            .collect();
+        Plan {
+            offsets,
+            bytes,
+            flow_fields,
+            all_fields,
+        }
     }
 
     /// The JSON from `place` to `target` (target `1 + j` is ECS field `j`).
@@ -966,10 +982,16 @@ fn encode_document(
     let is_event = r.template.dialect.is_event();
     out.push(b'{');
     let mut place = START;
-    for (j, field) in ECS_FIELDS.iter().enumerate() {
-        if field.event_only && !is_event {
+    let fields = if is_event {
+        &plan.all_fields
+    } else {
+        &plan.flow_fields
+    };
+    for &j in fields {
+        let j = usize::from(j);
+        let Some(field) = ECS_FIELDS.get(j) else {
             continue;
-        }
+        };
         if let Some(v) = value_of(field.get, r, f, e) {
             plan.put(out, place, after(j));
             write_value_json(out, &v, &mut times);
