@@ -687,10 +687,9 @@ impl Enricher {
             return [IfTexts::default(); 2];
         }
         match self.exporter(cache, exporter.to_canonical()) {
-            Some(e) if !e.interfaces.is_empty() => [
-                interface(Some(e), IfTexts::default(), flow.in_if),
-                interface(Some(e), IfTexts::default(), flow.out_if),
-            ],
+            Some(e) if !e.interfaces.is_empty() => {
+                [flow.in_if, flow.out_if].map(|i| interface(Some(e), IfTexts::default(), i))
+            }
             _ => [IfTexts::default(); 2],
         }
     }

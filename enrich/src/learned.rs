@@ -144,28 +144,21 @@ mod tests {
             name: None,
             description: Some("uplink"),
         };
-        let some = [
-            Learned {
-                sampling: Some((100, SamplingSource::Sampler)),
+        // Each value on its own: the sampling, and either text on either end.
+        let mut some = vec![Learned {
+            sampling: Some((100, SamplingSource::Sampler)),
+            ..Learned::default()
+        }];
+        for texts in [t, d] {
+            some.push(Learned {
+                in_if: texts,
                 ..Learned::default()
-            },
-            Learned {
-                in_if: t,
+            });
+            some.push(Learned {
+                out_if: texts,
                 ..Learned::default()
-            },
-            Learned {
-                in_if: d,
-                ..Learned::default()
-            },
-            Learned {
-                out_if: t,
-                ..Learned::default()
-            },
-            Learned {
-                out_if: d,
-                ..Learned::default()
-            },
-        ];
+            });
+        }
         for l in some {
             assert!(!l.is_empty(), "{l:?}");
             assert_ne!(l, Learned::default());

@@ -6,8 +6,8 @@
 //! buffers it owns, and the receive loop hands them to the decoder with [`Receiver::datagram`].
 //!
 //! Invariants:
-//! - every buffer (payloads, iovecs, `mmsghdr`s, source addresses, control messages) is
-//!   allocated once in [`Receiver::bind`]; [`Receiver::recv`] allocates nothing;
+//! - every buffer (payloads, iovecs, `mmsghdr`s, source addresses) is allocated once in
+//!   [`Receiver::bind`]; [`Receiver::recv`] allocates nothing;
 //! - the kernel's drop count for the socket is read on demand (`SO_MEMINFO`'s
 //!   `SK_MEMINFO_DROPS`, the counter `/proc/net/udp`'s `drops` column shows) and kept as a
 //!   `u64` across the kernel's `u32` wrap. Having it stamped on every datagram instead
@@ -399,9 +399,8 @@ impl Receiver {
         // SAFETY: the fd is an open socket owned by `self.socket`. `msgs` holds `vlen`
         // initialised mmsghdrs that `prepare` has just pointed at buffers owned by `self`
         // (payload, iovec and address buffers, with their true lengths; no control buffer);
-        // `&mut self`
-        // keeps them alive and unaliased for the call. A null timeout means none (the call
-        // does not block anyway with MSG_DONTWAIT).
+        // `&mut self` keeps them alive and unaliased for the call. A null timeout means none
+        // (the call does not block anyway with MSG_DONTWAIT).
         let rc = unsafe {
             libc::recvmmsg(
                 self.socket.as_raw_fd(),

@@ -41,26 +41,23 @@ impl GzipLibrary {
     pub fn effective(self, level: u32) -> &'static str {
         if level == 0 {
             "none"
-        } else if self.uses_isal(level) {
+        } else if self.isal_for(level).is_some() {
             "isal"
         } else {
             "zlib-rs"
         }
     }
 
-    fn uses_isal(self, level: u32) -> bool {
-        matches!(self, GzipLibrary::Auto | GzipLibrary::Isal)
-            && isal_level(level).is_some()
-            && isal().is_some()
-            && !ISAL_FAILED.load(Ordering::Relaxed)
+    /// ISA-L and the level to give it, when it compresses at `level` under this choice. Its
+    /// levels 1 and 2 are as fast as or faster than zlib's 1 and pack better; higher zlib
+    /// levels pack better than anything ISA-L offers at a comparable cost, so they stay with
+    /// zlib-rs. Never after ISA-L has failed once.
+    fn isal_for(self, level: u32) -> Option<(&'static Isal, u32)> {
+        let wanted = matches!(self, GzipLibrary::Auto | GzipLibrary::Isal)
+            && matches!(level, 1 | 2)
+            && !ISAL_FAILED.load(Ordering::Relaxed);
+        isal().filter(|_| wanted).map(|lib| (lib, level))
     }
-}
-
-/// ISA-L's level for a zlib-style `level`: its levels 1 and 2 are as fast as or faster than
-/// zlib's 1 and pack better; higher zlib levels pack better than anything ISA-L offers at a
-/// comparable cost, so they stay with zlib-rs.
-fn isal_level(level: u32) -> Option<u32> {
-    matches!(level, 1 | 2).then_some(level)
 }
 
 /// Whether `libisal.so.2` could be loaded (looked up once per process).
@@ -76,24 +73,22 @@ pub fn gzip(
     out: &mut Vec<u8>,
 ) -> Result<(), EsError> {
     out.clear();
-    if let (true, Some(l)) = (library.uses_isal(level), isal_level(level)) {
-        if let Some(lib) = isal() {
-            let done = STREAM.with(|s| {
-                let mut s = s.borrow_mut();
-                let stream = s.get_or_insert_with(IsalStream::new);
-                stream.compress(lib, input, l, out)
-            });
-            match done {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    // A library that refuses a stream it took before (a future version
-                    // needing a larger level buffer, say) must not stall shipping: this body
-                    // and every later one go through zlib-rs.
-                    if !ISAL_FAILED.swap(true, Ordering::Relaxed) {
-                        eprintln!("sluice: ISA-L gzip failed ({e}); using zlib-rs from now on");
-                    }
-                    out.clear();
+    if let Some((lib, l)) = library.isal_for(level) {
+        let done = STREAM.with(|s| {
+            let mut s = s.borrow_mut();
+            let stream = s.get_or_insert_with(IsalStream::new);
+            stream.compress(lib, input, l, out)
+        });
+        match done {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                // A library that refuses a stream it took before (a future version needing a
+                // larger level buffer, say) must not stall shipping: this body and every later
+                // one go through zlib-rs.
+                if !ISAL_FAILED.swap(true, Ordering::Relaxed) {
+                    eprintln!("sluice: ISA-L gzip failed ({e}); using zlib-rs from now on");
                 }
+                out.clear();
             }
         }
     }
@@ -318,6 +313,46 @@ mod tests {
             "SLUICE_REQUIRE_ISAL is set but libisal.so.2 cannot be loaded"
         );
         isal_available()
+    }
+
+    /// Inflates `gz` with an external program reading stdin; its stdout.
+    fn inflate_with(program: &str, args: &[&str], gz: &[u8]) -> Vec<u8> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = gz.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output().expect("runs");
+        writer.join().expect("writer").expect("written");
+        assert!(out.status.success(), "{program} refused the stream");
+        out.stdout
+    }
+
+    #[test]
+    fn bodies_inflate_with_independent_decoders() {
+        let input = body(4_000);
+        let mut gz = Vec::new();
+        // Auto is ISA-L at levels 1 and 2 where libisal is installed (as in CI).
+        for (library, level) in [
+            (GzipLibrary::ZlibRs, 1),
+            (GzipLibrary::ZlibRs, 6),
+            (GzipLibrary::Auto, 1),
+            (GzipLibrary::Auto, 2),
+        ] {
+            gzip(&input, level, library, &mut gz).expect("gzip");
+            assert!(
+                gz.len() < input.len() / 2,
+                "{library:?} level {level} compresses"
+            );
+            assert!(inflate_with("gzip", &["-dc"], &gz) == input);
+            let py = "import gzip, sys; sys.stdout.buffer.write(gzip.decompress(sys.stdin.buffer.read()))";
+            assert!(inflate_with("python3", &["-c", py], &gz) == input);
+        }
     }
 
     #[test]
