@@ -142,7 +142,12 @@ fn spool_survives_a_restart() {
     cfg.batch_docs = 100;
     // Down from the start: setup cannot finish, documents queue and spill.
     let sink = EsSink::start(cfg.clone()).expect("start with the cluster down");
-    submit_range(&sink, 5, 0..3000, T2026, 100);
+    // Paced (500 documents every 5 ms): a burst of 30 batches at once can outrun this
+    // config's 4-batch queue and the spool's 16-batch intake, and is rightly dropped.
+    for from in (0..3000).step_by(500) {
+        submit_range(&sink, 5, from..from + 500, T2026, 100);
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let stats = sink.shutdown(Duration::from_millis(500));
     assert_eq!(stats.docs_shipped, 0);
     assert_eq!(stats.docs_dropped, 0);
