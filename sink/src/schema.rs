@@ -175,7 +175,7 @@ macro_rules! ev {
 }
 
 /// The ECS part of the document, in emission order (objects are contiguous).
-pub static ECS_FIELDS: &[EcsField] = &[
+pub const ECS_FIELDS: &[EcsField] = &[
     f!("@timestamp", Date, true, Timestamp, "Export time from the packet header (receive time when the header has none)."),
     ev!("tags", Keyword, Tags, "Log events: `[\"sluice_parse_failure\"]` when the line was not (fully) parsed."),
     f!("event.kind", Keyword, false, EventKind, "`event`; `metric` for sFlow counter samples."),
