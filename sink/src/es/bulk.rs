@@ -44,6 +44,9 @@ pub(crate) struct ItemStatus {
 /// The items of a 2xx `_bulk` answer; an error if the body does not have the documented
 /// shape or the item count differs from the documents sent.
 pub(crate) fn parse_reply(body: &mut [u8], sent: usize) -> Result<Vec<ItemStatus>, EsError> {
+    if let Some(items) = all_succeeded(body, sent) {
+        return Ok(items);
+    }
     let reply: Reply = simd_json::serde::from_slice(body)
         .map_err(|e| EsError::Protocol(format!("bulk answer is not the documented JSON: {e}")))?;
     if reply.items.len() != sent {
@@ -71,6 +74,36 @@ pub(crate) fn parse_reply(body: &mut [u8], sent: usize) -> Result<Vec<ItemStatus
     Ok(items)
 }
 
+/// The usual answer, read without a JSON parser: exactly what Elasticsearch and OpenSearch
+/// write under [`BULK_PATH`] when every item succeeded, `{"errors":false,"items":[` then
+/// `sent` items `{"create":{"status":2NN}}` separated by commas, then `]}`. Anything else
+/// (whitespace, another action, an error, another count) is `None`, for the parser.
+fn all_succeeded(body: &[u8], sent: usize) -> Option<Vec<ItemStatus>> {
+    const HEAD: &[u8] = b"{\"errors\":false,\"items\":[";
+    const ITEM: &[u8] = b"{\"create\":{\"status\":";
+    const TAIL: &[u8] = b"]}";
+    // Each item is its prefix, three digits, `}}`, and a comma but for the last.
+    let item_len = ITEM.len() + 3 + 2;
+    let expected = (HEAD.len() + TAIL.len() + sent * (item_len + 1)).checked_sub(1)?;
+    if sent == 0 || body.len() != expected || !body.starts_with(HEAD) || !body.ends_with(TAIL) {
+        return None;
+    }
+    let items = &body[HEAD.len()..body.len() - TAIL.len()];
+    let mut out = Vec::with_capacity(sent);
+    for (i, item) in items.split(|&b| b == b',').enumerate() {
+        let digits = item.strip_prefix(ITEM)?.strip_suffix(b"}}")?;
+        let &[a, b, c] = digits else { return None };
+        if i >= sent || a != b'2' || !b.is_ascii_digit() || !c.is_ascii_digit() {
+            return None;
+        }
+        out.push(ItemStatus {
+            status: 200 + u16::from(b - b'0') * 10 + u16::from(c - b'0'),
+            error: None,
+        });
+    }
+    (out.len() == sent).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +129,61 @@ mod tests {
         assert!(parse_reply(&mut short, 2).is_err());
         let mut junk = b"<html>".to_vec();
         assert!(parse_reply(&mut junk, 1).is_err());
+    }
+
+    /// The parser-free reading of all-succeeded answers agrees with the parser, and leaves
+    /// everything else to it.
+    #[test]
+    fn all_succeeded_answers_read_without_the_parser() {
+        let answer = |items: &[&str]| {
+            let items: Vec<String> = items
+                .iter()
+                .map(|s| format!(r#"{{"create":{{"status":{s}}}}}"#))
+                .collect();
+            format!(r#"{{"errors":false,"items":[{}]}}"#, items.join(","))
+        };
+        let ok = answer(&["201", "201", "200", "201"]);
+        let fast: Vec<u16> = all_succeeded(ok.as_bytes(), 4)
+            .expect("read without the parser")
+            .iter()
+            .map(|i| i.status)
+            .collect();
+        assert_eq!(fast, vec![201, 201, 200, 201]);
+        let parsed: Vec<u16> = parse_reply(&mut ok.clone().into_bytes(), 4)
+            .expect("parses")
+            .iter()
+            .map(|i| i.status)
+            .collect();
+        assert_eq!(parsed, fast);
+        // Not for the fast reading: the parser decides.
+        let others = [
+            (answer(&["201", "201", "200", "201"]), 3),
+            (answer(&["201", "201", "200", "201"]), 5),
+            (answer(&["201", "409"]), 2),
+            (answer(&["201", "429"]), 2),
+            (answer(&["201", "2x1"]), 2),
+            (answer(&["201", "2011"]), 2),
+            (answer(&[]), 0),
+            (ok.replace("false", "true"), 4),
+            (ok.replace(",", ", "), 4),
+            (ok.replace("create", "index"), 4),
+            (ok.replace("]}", "],\"took\":3}"), 4),
+        ];
+        for (body, sent) in others {
+            assert!(
+                all_succeeded(body.as_bytes(), sent).is_none(),
+                "{body} for {sent}"
+            );
+        }
+        // Items that fail go through the parser, which finds them.
+        let mut mixed = answer(&["201", "429"])
+            .replace("false", "true")
+            .into_bytes();
+        let st: Vec<u16> = parse_reply(&mut mixed, 2)
+            .expect("parses")
+            .iter()
+            .map(|i| i.status)
+            .collect();
+        assert_eq!(st, vec![201, 429]);
     }
 }
