@@ -263,7 +263,7 @@ impl EsSink {
             None => IndexNamer::new(&cfg.index),
         };
         let (mem_tx, mem_rx) = bounded::<Batch>(cfg.queue_batches);
-        let (pool_tx, pool_rx) = bounded::<Batch>(POOL_BATCHES);
+        let (pool_tx, pool_rx) = bounded::<Batch>(cfg.max_in_flight + POOL_BATCHES);
         let (spill_tx, spill_rx) = bounded::<Batch>(cfg.queue_batches.max(16));
         let (ctl_tx, ctl_rx) = unbounded::<SpoolMsg>();
         // Zero capacity: a spooled batch leaves the spool thread only when a worker takes it.
@@ -627,8 +627,13 @@ fn spool_loop(
     shared.spool_unread.store(0, Relaxed);
 }
 
-/// Delivered batches kept for their buffers (at most this many times `batch_bytes` of
-/// memory besides the queues).
+/// Delivered batches kept for their buffers, beyond one per request in flight (so at most
+/// `max_in_flight + POOL_BATCHES` times `batch_bytes` of memory besides the queues: 30 MiB
+/// with the defaults). A new batch is 5 MiB of fresh pages by default, each faulted in and
+/// zeroed by the kernel as the producer writes to it; with the pool sized for the requests in
+/// flight, every delivered batch's buffer is used again, where a pool of 2 let the rest go
+/// (`perf stat -e page-faults` over one `es_ship` run: 35,200 faults with 2, 24,400 with
+/// `max_in_flight + 2`; in that burst most batches are still new).
 const POOL_BATCHES: usize = 2;
 
 /// Result of one bulk attempt.
