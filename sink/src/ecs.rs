@@ -962,11 +962,6 @@ fn ecs_copies(r: &Record<'_>, f: &Flow, e: Option<&Enriched>) -> u64 {
     mask
 }
 
-/// Fields the document walk covers: indexes `0..WALKED` of [`ECS_FIELDS`] (the `walk!` list in
-/// [`encode_document`]).
-const WALKED: usize = 128;
-const _: () = assert!(ECS_FIELDS.len() <= WALKED, "extend the walk! list");
-
 /// The ECS part of one document being written, field by field, each field's index a constant:
 /// its getter's arm of [`value_of`] and the kind of value it writes are chosen when compiling,
 /// instead of two jumps through tables per field and document (the walk was a quarter faster
@@ -1021,9 +1016,20 @@ fn encode_document(
         times: &mut times,
         is_event,
     };
-    // Every index below `WALKED`, each a constant: `Walk::field` skips those past the table.
+    // One step per index of the table, each index a constant (`Walk::field` skips those
+    // past the table's end). Compiling fails unless the list is 0, 1, 2... and covers the
+    // whole table.
     macro_rules! walk {
         ($($j:literal)*) => {
+            const LIST: &[usize] = &[$($j),*];
+            const _: () = {
+                let mut i = 0;
+                while i < LIST.len() {
+                    assert!(LIST[i] == i, "the walk! list must count up from 0");
+                    i += 1;
+                }
+                assert!(LIST.len() >= ECS_FIELDS.len(), "extend the walk! list");
+            };
             $( w.field::<$j>(r, f, e); )*
         };
     }
