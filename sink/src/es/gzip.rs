@@ -48,15 +48,15 @@ impl GzipLibrary {
         }
     }
 
-    /// ISA-L and the level to give it, when it compresses at `level` under this choice. Its
+    /// ISA-L, when it compresses at `level` under this choice (at that same level). Its
     /// levels 1 and 2 are as fast as or faster than zlib's 1 and pack better; higher zlib
     /// levels pack better than anything ISA-L offers at a comparable cost, so they stay with
     /// zlib-rs. Never after ISA-L has failed once.
-    fn isal_for(self, level: u32) -> Option<(&'static Isal, u32)> {
+    fn isal_for(self, level: u32) -> Option<&'static Isal> {
         let wanted = matches!(self, GzipLibrary::Auto | GzipLibrary::Isal)
             && matches!(level, 1 | 2)
             && !ISAL_FAILED.load(Ordering::Relaxed);
-        isal().filter(|_| wanted).map(|lib| (lib, level))
+        isal().filter(|_| wanted)
     }
 }
 
@@ -73,11 +73,11 @@ pub fn gzip(
     out: &mut Vec<u8>,
 ) -> Result<(), EsError> {
     out.clear();
-    if let Some((lib, l)) = library.isal_for(level) {
+    if let Some(lib) = library.isal_for(level) {
         let done = STREAM.with(|s| {
             let mut s = s.borrow_mut();
             let stream = s.get_or_insert_with(IsalStream::new);
-            stream.compress(lib, input, l, out)
+            stream.compress(lib, input, level, out)
         });
         match done {
             Ok(()) => return Ok(()),
