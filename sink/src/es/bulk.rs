@@ -82,18 +82,22 @@ fn all_succeeded(body: &[u8], sent: usize) -> Option<Vec<ItemStatus>> {
     const HEAD: &[u8] = b"{\"errors\":false,\"items\":[";
     const ITEM: &[u8] = b"{\"create\":{\"status\":";
     const TAIL: &[u8] = b"]}";
-    // Each item is its prefix, three digits, `}}`, and a comma but for the last.
+    if sent == 0 {
+        return None;
+    }
+    // Each item is its prefix, three digits, `}}`, and a comma but for the last: with every
+    // item that long, the body's length fixes their count.
     let item_len = ITEM.len() + 3 + 2;
-    let expected = (HEAD.len() + TAIL.len() + sent * (item_len + 1)).checked_sub(1)?;
-    if sent == 0 || body.len() != expected || !body.starts_with(HEAD) || !body.ends_with(TAIL) {
+    let expected = HEAD.len() + TAIL.len() + sent * (item_len + 1) - 1;
+    if body.len() != expected || !body.starts_with(HEAD) || !body.ends_with(TAIL) {
         return None;
     }
     let items = &body[HEAD.len()..body.len() - TAIL.len()];
     let mut out = Vec::with_capacity(sent);
-    for (i, item) in items.split(|&b| b == b',').enumerate() {
+    for item in items.split(|&b| b == b',') {
         let digits = item.strip_prefix(ITEM)?.strip_suffix(b"}}")?;
         let &[a, b, c] = digits else { return None };
-        if i >= sent || a != b'2' || !b.is_ascii_digit() || !c.is_ascii_digit() {
+        if a != b'2' || !b.is_ascii_digit() || !c.is_ascii_digit() {
             return None;
         }
         out.push(ItemStatus {
