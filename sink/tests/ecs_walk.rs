@@ -9,16 +9,15 @@
 mod store_util;
 
 use std::collections::BTreeSet;
-
 use std::net::SocketAddr;
 
 use serde_json::{json, Value as Json};
 use sluice_decode::syslog::SyslogDecoder;
 use sluice_decode::Record;
-use sluice_enrich::{EnrichConfig, Enriched, Enricher};
+use sluice_enrich::Enriched;
 use sluice_sink::ecs::{encode_json_enriched, value_of, EncodeOptions, Value};
 use sluice_sink::schema::ECS_FIELDS;
-use store_util::{capture_files, captures, decode_capture};
+use store_util::{capture_files, captures, decode_capture, geoip_enricher};
 
 /// What a value reads as once the document is parsed, written here without the encoder's
 /// writers.
@@ -73,13 +72,7 @@ fn leaves(prefix: &str, v: &Json, out: &mut BTreeSet<String>) {
 
 #[test]
 fn every_field_is_written_exactly_as_value_of_reads_it() {
-    let geo = captures().join("../geoip");
-    let enricher = Enricher::new(&EnrichConfig {
-        geoip_city: Some(geo.join("GeoLite2-City-Test.mmdb")),
-        geoip_asn: Some(geo.join("GeoLite2-ASN-Test.mmdb")),
-        ..EnrichConfig::default()
-    })
-    .expect("test databases");
+    let enricher = geoip_enricher();
     let mut cache = enricher.cache();
     let table: BTreeSet<&str> = ECS_FIELDS.iter().map(|f| f.path).collect();
     let (mut records, mut fields_written) = (0usize, BTreeSet::new());

@@ -452,13 +452,7 @@ fn bytes_per_flow_of_the_generated_captures() {
     let all_kept = TempDir::new("bpf-all-kept");
     let mut w_all = StoreWriter::open(config(all.path())).expect("writer");
     let mut w_all_kept = StoreWriter::open(config(all_kept.path())).expect("writer");
-    let geo = captures().join("../geoip");
-    let en = sluice_enrich::Enricher::new(&sluice_enrich::EnrichConfig {
-        geoip_city: Some(geo.join("GeoLite2-City-Test.mmdb")),
-        geoip_asn: Some(geo.join("GeoLite2-ASN-Test.mmdb")),
-        ..sluice_enrich::EnrichConfig::default()
-    })
-    .expect("enricher");
+    let en = geoip_enricher();
     let mut cache = en.cache();
     let mut e = sluice_enrich::Enriched::default();
     let mut flows_all = 0u64;

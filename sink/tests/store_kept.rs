@@ -14,12 +14,6 @@ use sluice_sink::ecs::{encode_json_enriched, EncodeOptions};
 use sluice_sink::store::{StoreConfig, StoreReader, StoreWriter};
 use store_util::*;
 
-fn geoip(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/geoip")
-        .join(name)
-}
-
 /// Public addresses of the MaxMind test databases (with and without AS, city, region) and
 /// private ones (nothing to look up).
 const ADDRS: [[u8; 4]; 8] = [

@@ -52,6 +52,23 @@ pub fn captures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures")
 }
 
+/// A MaxMind test database of `../shared/geoip`.
+pub fn geoip(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/geoip")
+        .join(name)
+}
+
+/// Enrichment with the MaxMind test databases (city and AS) and nothing configured.
+pub fn geoip_enricher() -> sluice_enrich::Enricher {
+    sluice_enrich::Enricher::new(&sluice_enrich::EnrichConfig {
+        geoip_city: Some(geoip("GeoLite2-City-Test.mmdb")),
+        geoip_asn: Some(geoip("GeoLite2-ASN-Test.mmdb")),
+        ..sluice_enrich::EnrichConfig::default()
+    })
+    .expect("the MaxMind test databases")
+}
+
 /// Capture files directly in each subdirectory (not `invalid/`), sorted.
 pub fn capture_files(subdirs: &[&str]) -> Vec<PathBuf> {
     let mut out = Vec::new();
