@@ -22,7 +22,8 @@ rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(max 100000 50000)
 exporters=${EXPORTERS:-4}
 # COLLECTORS="sluice" runs Sluice alone; SLUICE_STORE_ENRICH=false turns off the store's
-# enrichment columns (the default keeps them).
+# enrichment columns (the default keeps them); SLUICE_WORKERS sets its receive threads
+# (default 0: one per core).
 collectors=(${COLLECTORS:-sluice nfcapd nfacctd})
 
 export DEBIAN_FRONTEND=noninteractive
@@ -62,6 +63,7 @@ address = "127.0.0.1:$port"
 protocol = "netflow"
 [receive]
 recv_buffer = "64MiB"
+workers = ${SLUICE_WORKERS:-0}
 [store]
 data_dir = "$dir/data"
 enrich = ${SLUICE_STORE_ENRICH:-true}
