@@ -34,7 +34,8 @@ fi
 sysctl -qw net.core.rmem_max=67108864 net.core.rmem_default=67108864
 
 (cd "$root" && cargo build -q --release -p sluice-ingest -p sluice-loadgen)
-sluice=$root/target/release/sluice
+# SLUICE_BIN: another sluice binary to run (an older build, say, for a before/after pair).
+sluice=${SLUICE_BIN:-$root/target/release/sluice}
 loadgen=$root/target/release/sluice-loadgen
 
 work=$(mktemp -d)

@@ -17,7 +17,8 @@
 //!
 //! This is a measurement printed as a table, not a criterion benchmark: one run ships
 //! `SLUICE_SHIP_DOCS` documents (default 300,000) per gzip level (`SLUICE_SHIP_LEVELS`,
-//! default `1,0`) and repeats `SLUICE_SHIP_RUNS` times (default 3); the best run of each is
+//! default `1,0`) and repeats `SLUICE_SHIP_RUNS` times (default 3), with
+//! `SLUICE_SHIP_IN_FLIGHT` requests in flight (default: the sink's); the best run of each is
 //! reported (the machine is shared). Run:
 //! `cargo bench -p sluice-benches --bench es_ship`
 
@@ -234,6 +235,7 @@ fn run_es(w: &FlowWorkload, level: u32, dir: &std::path::Path) -> EsRun {
         retention: None,
         spool_dir: dir.join("spool"),
         dead_letter: dir.join("dead-letter.ndjson"),
+        max_in_flight: env_or("SLUICE_SHIP_IN_FLIGHT", EsConfig::default().max_in_flight),
         ..EsConfig::default()
     };
     let mut shipper = Shipper::start(cfg).expect("shipper");

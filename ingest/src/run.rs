@@ -14,8 +14,12 @@
 //! - one sender thread per `[[forward]]` target, fed copies of the accepted datagrams
 //!   (`forward.rs`).
 //!
-//! Receive threads never block on the store: when its queue is full they drop the batch and
-//! count the records in `sluice_pipeline_dropped_records_total`.
+//! When the store's queue is full, a receive thread waits for room at most [`STORE_WAIT`] (the
+//! datagrams arriving meanwhile wait in its socket's buffer, and the CPU it would spend
+//! receiving goes to the store thread), then drops the batch and counts the records in
+//! `sluice_pipeline_dropped_records_total`. It never waits longer: under sustained overload
+//! the excess is dropped by the kernel (`sluice_receive_kernel_drops_total`) or here, and
+//! counted either way.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::{bounded, Receiver as ChanRx, Sender as ChanTx, TrySendError};
+use crossbeam_channel::{bounded, Receiver as ChanRx, SendTimeoutError, Sender as ChanTx};
 use sluice_decode::{Datagram, Decoder, Limits, SharedTemplates};
 use sluice_enrich::{CoreCache, Enriched, Enricher};
 use sluice_sink::store::{StoreConfig, StoreWriter};
@@ -36,6 +40,11 @@ use crate::udp::{ListenOptions, Receiver};
 
 /// Records per batch before it is handed to the store.
 const BATCH_RECORDS: usize = 4096;
+/// How long a receive thread waits for room in the store's queue before it drops the batch:
+/// shorter than what a socket buffer of the size `compare.sh` and the sysctl snippet allow
+/// (64 MiB) holds at the loadgen's full rate (some tens of milliseconds of NetFlow v5). With a
+/// small buffer the kernel drops during the wait instead, and counts it.
+const STORE_WAIT: Duration = Duration::from_millis(20);
 /// A partly filled batch is handed on after this long, which bounds the latency to the store.
 const BATCH_MAX_AGE: Duration = Duration::from_millis(200);
 /// Wake-ups that find fewer datagrams than this wait [`COALESCE_WAIT`] before polling again.
@@ -592,8 +601,8 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                 .try_recv()
                 .unwrap_or_else(|_| Batch::new(ctx.id, BATCH_RECORDS));
             let full = std::mem::replace(&mut batch, next);
-            if let Err(TrySendError::Full(mut b) | TrySendError::Disconnected(mut b)) =
-                ctx.to_store.try_send(full)
+            if let Err(SendTimeoutError::Timeout(mut b) | SendTimeoutError::Disconnected(mut b)) =
+                ctx.to_store.send_timeout(full, STORE_WAIT)
             {
                 cells.dropped += b.len() as u64;
                 b.reset();
