@@ -601,9 +601,7 @@ fn worker(mut ctx: WorkerCtx, mut socks: Vec<(usize, Receiver)>) {
                 .try_recv()
                 .unwrap_or_else(|_| Batch::new(ctx.id, BATCH_RECORDS));
             let full = std::mem::replace(&mut batch, next);
-            if let Err(SendTimeoutError::Timeout(mut b) | SendTimeoutError::Disconnected(mut b)) =
-                ctx.to_store.send_timeout(full, STORE_WAIT)
-            {
+            if let Err(mut b) = hand_to_store(&ctx.to_store, full, STORE_WAIT) {
                 cells.dropped += b.len() as u64;
                 b.reset();
                 batch = b;
@@ -1019,9 +1017,41 @@ fn store_loop(
     }
 }
 
+/// Queues a full batch for the store, waiting at most `wait` for room; the batch back if it
+/// could not be queued (the caller drops and counts its records).
+fn hand_to_store<T>(to_store: &ChanTx<T>, batch: T, wait: Duration) -> Result<(), T> {
+    to_store.send_timeout(batch, wait).map_err(|e| match e {
+        SendTimeoutError::Timeout(b) | SendTimeoutError::Disconnected(b) => b,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_store_queue_is_waited_for_then_the_batch_comes_back() {
+        let (tx, rx) = bounded::<u32>(1);
+        tx.send(1).expect("room for one");
+        // The store takes the queued batch a little later: the next one goes in, not lost.
+        let store = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            let first = rx.recv().expect("first");
+            let second = rx.recv().expect("second");
+            (first, second, rx)
+        });
+        assert_eq!(hand_to_store(&tx, 2, Duration::from_secs(10)), Ok(()));
+        let (first, second, rx) = store.join().expect("store thread");
+        assert_eq!((first, second), (1, 2));
+        // Nobody takes it: the batch comes back after the wait, for the caller to count.
+        tx.send(3).expect("room again");
+        let t = Instant::now();
+        assert_eq!(hand_to_store(&tx, 4, Duration::from_millis(20)), Err(4));
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        // A store that has gone away gives it back at once.
+        drop(rx);
+        assert_eq!(hand_to_store(&tx, 5, Duration::from_secs(10)), Err(5));
+    }
 
     #[test]
     fn coalescing_waits_only_while_the_buffer_holds_four_waits() {
